@@ -1,0 +1,1 @@
+"""Exporters: IR graphs -> torch modules, ONNX, resolved specs (installed as ``spdnn.backends``)."""

@@ -1,0 +1,1 @@
+"""Importers: external formats -> verified IR graphs (installed as ``spdnn.frontends``)."""

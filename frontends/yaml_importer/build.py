@@ -1,0 +1,247 @@
+"""Spec document -> verified, shape-inferred :class:`~spdnn.ir.Graph` (stage 2 of validation).
+
+Rules:
+  1. Every problem found is collected; one SpecError lists them all, each located.
+  2. A layer's op must be registered (suggestions for typos); its attributes validate
+     against the op's model; unknown attributes get a suggestion.
+  3. Layer names are unique identifiers; unnamed layers are called ``<op>``, ``<op>_1``, ...
+  4. ``inputs:`` refers to graph inputs or earlier layers, as ``name`` or ``name:port``
+     (port index or name, e.g. ``pool1:indices``); default: the previous layer, or the only
+     graph input for the first layer.
+  5. Outputs default to the last layer, named ``output``.
+  6. Shapes are inferred; a mismatch is reported at the consuming layer, naming its producers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from spdnn.errors import Problem, SpecError
+from spdnn.ir import meta as M
+from spdnn.ir.graph import Graph, Value
+from spdnn.ir.naming import is_valid_name, unique_name
+from spdnn.ops import OpAttrs, get_op
+from spdnn.ops.base import suggest
+from spdnn.ops.structure import InputAttrs
+from spdnn.passes.infer_shapes import infer_shapes
+
+from .document import RESERVED_SYSTEM_KEYS, InputDecl, SpecDocument, validation_problems
+from .expressions import ExpressionError, substitute
+from .loader import Located
+from .resolve import LayerDraft, check_defaults, expand_layers, resolve_vars
+
+__all__ = ["build_graph"]
+
+
+def build_graph(doc: Located) -> Graph:
+    """Validate a parsed spec and build its graph; raise SpecError with every problem."""
+    problems: list[Problem] = []
+    data = doc.data
+    for key in RESERVED_SYSTEM_KEYS:
+        if key in data:
+            problems.append(doc.problem((key,), f"{key!r} is reserved for multi-network system specs, "
+                                        "which this version does not support yet", at_key=True))
+            data = {k: v for k, v in data.items() if k != key}
+    try:
+        spec = SpecDocument.model_validate(data)
+    except ValidationError as e:
+        raise SpecError(problems + validation_problems(e, doc, (), SpecDocument)) from None
+    if not is_valid_name(spec.name):
+        problems.append(doc.problem(("name",), f"model name {spec.name!r} must be an identifier "
+                                    "(letters, digits, _); it names output files"))
+    env = resolve_vars(doc, spec.vars, problems)
+    check_defaults(doc, spec.defaults, ("defaults",), problems)
+    inputs = _inputs(doc, spec, env, problems)
+    drafts = expand_layers(doc, spec.layers, ("layers",), env, spec.defaults, problems)
+    layers = _validate_layers(doc, drafts, inputs, problems)
+    outputs = _outputs(doc, spec, env, layers, inputs, problems)
+    if problems:
+        raise SpecError(problems)
+    graph = _assemble(doc, spec, inputs, layers, outputs)
+    graph.verify()
+    infer_shapes(graph)
+    return graph
+
+
+def _inputs(doc, spec: SpecDocument, env, problems) -> dict[str, tuple[InputAttrs, str | None]]:
+    out = {}
+    for name, decl in spec.inputs.items():
+        path = ("inputs", name)
+        source = None
+        if isinstance(decl, InputDecl):
+            shape, source, path = decl.shape, decl.source, (*path, "shape")
+        else:
+            shape = decl
+        if not is_valid_name(name):
+            problems.append(doc.problem(("inputs", name), f"input name {name!r} must be an identifier", at_key=True))
+            continue
+        try:
+            shape = substitute(shape, env)
+            out[name] = (InputAttrs(shape=shape), source)
+        except ExpressionError as e:
+            problems.append(doc.problem(path, str(e)))
+        except ValidationError:
+            problems.append(doc.problem(path, f"an input shape is a list of positive ints without the "
+                                        f"batch dimension, e.g. [1, 28, 28]; got {shape!r}"))
+    return out
+
+
+class _Layer:
+    def __init__(self, draft: LayerDraft, name: str, attrs: OpAttrs, refs: list[Value]):
+        self.draft, self.name, self.attrs, self.refs = draft, name, attrs, refs
+
+
+def _validate_layers(doc, drafts: list[LayerDraft], inputs, problems) -> list[_Layer]:
+    taken: dict[str, LayerDraft | None] = {name: None for name in inputs}
+    for d in drafts:
+        if d.name is None:
+            continue
+        if not is_valid_name(d.name):
+            problems.append(_at(doc, d, "name", f"layer name {d.name!r} must be an identifier (letters, digits, _)"))
+        elif d.name in taken:
+            first = taken[d.name]
+            where = f"at {first.where}" if first else "as a graph input"
+            problems.append(_at(doc, d, "name", f"duplicate layer name {d.name!r} (already used {where})"))
+        else:
+            taken[d.name] = d
+    for d in drafts:
+        if d.name is None or not is_valid_name(d.name):
+            d.name = unique_name(d.op if isinstance(d.op, str) else "layer", taken)
+            taken[d.name] = d
+    defined: dict[str, tuple[str, Any]] = {n: ("input", a) for n, (a, _) in inputs.items()}
+    order = {d.name: i for i, d in enumerate(drafts)}
+    layers: list[_Layer] = []
+    previous = next(iter(inputs)) if len(inputs) == 1 else None
+    for idx, d in enumerate(drafts):
+        attrs = _attrs(doc, d, problems)
+        refs = d.inputs
+        if refs is None:
+            if previous is None:
+                problems.append(doc.problem(d.path, "the first layer must say which input it takes "
+                                            f"(inputs: [...]); the model has inputs {list(inputs)}", where=d.where))
+                refs = []
+            else:
+                refs = [previous]
+        values = [v for r in refs if (v := _ref(doc, d, r, defined, order, idx, problems)) is not None]
+        if attrs is not None and isinstance(d.op, str):
+            _check_arity(doc, d, len(refs), problems)
+            defined[d.name] = (d.op, attrs)
+            layers.append(_Layer(d, d.name, attrs, values))
+        else:
+            defined[d.name] = (None, None)
+        previous = d.name
+    return layers
+
+
+def _attrs(doc, d: LayerDraft, problems) -> OpAttrs | None:
+    try:
+        opdef = get_op(d.op)
+    except Exception as e:  # UnknownOpError
+        problems.append(_at(doc, d, "op", str(e)))
+        return None
+    try:
+        return opdef.attrs.model_validate(d.attrs)
+    except ValidationError as e:
+        found = validation_problems(e, doc, d.path, opdef.attrs, noun="attribute")
+        for p in found:
+            tail = p.where[len(_plain(d.path)):] if p.where.startswith(_plain(d.path)) else ""
+            problems.append(Problem(f"{d.op}: {p.message}", p.file, p.line, p.column, d.where + tail))
+        return None
+
+
+def _plain(path) -> str:
+    from .loader import format_path
+
+    return format_path(path)
+
+
+def _ref(doc, d: LayerDraft, ref: str, defined, order, idx, problems) -> Value | None:
+    name, _, port = ref.partition(":")
+    if name not in defined:
+        if name in order and order[name] > idx:
+            msg = (f"input {name!r} is defined later (at layer {order[name]}); a layer can only "
+                   "take graph inputs and earlier layers")
+        else:
+            hint = suggest(name, list(defined))
+            msg = f"unknown input {name!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+        problems.append(_at(doc, d, "inputs", msg))
+        return None
+    op, attrs = defined[name]
+    if op is None:
+        return None  # the producer itself is broken, already reported
+    if not port:
+        return Value(name, 0)
+    opdef = get_op(op)
+    try:
+        index = opdef.port_index(int(port) if port.isdigit() else port, attrs)
+    except KeyError:
+        ports = opdef.outputs[: opdef.num_outputs(attrs)]
+        problems.append(_at(doc, d, "inputs", f"{name!r} ({op}) has no output {port!r}; its outputs are "
+                                              f"{', '.join(f'{i}:{p}' for i, p in enumerate(ports))}"))
+        return None
+    return Value(name, index)
+
+
+def _check_arity(doc, d: LayerDraft, n: int, problems) -> None:
+    lo, hi = get_op(d.op).input_arity()
+    if n < lo or (hi is not None and n > hi):
+        want = str(lo) if lo == hi else (f"at least {lo}" if hi is None else f"{lo} to {hi}")
+        problems.append(_at(doc, d, "inputs", f"{d.op} takes {want} input{'s' if want != '1' else ''}, got {n}"))
+
+
+def _at(doc: Located, d: LayerDraft, key: str, message: str) -> Problem:
+    p = doc.problem((*d.path, key), message, at_key=True)
+    return Problem(message, p.file, p.line, p.column, f"{d.where}.{key}" if (*d.path, key) in doc.pos else d.where)
+
+
+def _outputs(doc, spec: SpecDocument, env, layers: list[_Layer], inputs, problems) -> dict[str, str]:
+    raw = spec.outputs
+    if raw is None:
+        return {"output": layers[-1].name} if layers else {}
+    if isinstance(raw, str):
+        raw = [raw]
+    named = {("output" if len(raw) == 1 else f"output_{i}"): r for i, r in enumerate(raw)} if isinstance(raw, list) else raw
+    known = {l.name for l in layers} | set(inputs)
+    out = {}
+    for i, (name, ref) in enumerate(named.items()):
+        path = ("outputs", name) if isinstance(spec.outputs, dict) else ("outputs", i) if isinstance(spec.outputs, list) else ("outputs",)
+        if not is_valid_name(name):
+            problems.append(doc.problem(path, f"output name {name!r} must be an identifier", at_key=True))
+        elif name in known:
+            problems.append(doc.problem(path, f"output name {name!r} is also a layer or input name; "
+                                        "outputs need their own names (outputs: {{logits: fc}})", at_key=True))
+        layer = ref.partition(":")[0]
+        if layer not in known:
+            hint = suggest(layer, list(known))
+            problems.append(doc.problem(path, f"output refers to unknown layer {layer!r}" +
+                                        (f" (did you mean {hint[0]!r}?)" if hint else "")))
+        out[name] = ref
+    return out
+
+
+def _assemble(doc: Located, spec: SpecDocument, inputs, layers: list[_Layer], outputs) -> Graph:
+    g = Graph(spec.name)
+    g.meta.update(source=spec.source, description=spec.description, file=doc.file)
+    for name, (attrs, source) in inputs.items():
+        g.add_node(name, "input", attrs)
+        g.meta_of(name)[M.ORIGIN] = doc.problem(("inputs", name), "", at_key=True)
+        if source:
+            g.meta_of(name)[M.SOURCE] = source
+    for layer in layers:
+        d = layer.draft
+        g.add_node(layer.name, d.op, layer.attrs, layer.refs)
+        origin = doc.problem(d.path, "")
+        g.meta_of(layer.name)[M.ORIGIN] = Problem("", origin.file, origin.line, origin.column, d.where)
+        if d.source:
+            g.meta_of(layer.name)[M.SOURCE] = d.source
+    for name, ref in outputs.items():
+        layer, _, port = ref.partition(":")
+        index = int(port) if port.isdigit() else 0
+        if port and not port.isdigit():
+            src = g.node(layer)
+            index = get_op(src.op).port_index(port, src.attrs)
+        g.add_node(name, "output", {}, [Value(layer, index)])
+        g.meta_of(name)[M.ORIGIN] = doc.problem(("outputs",), "")
+    return g

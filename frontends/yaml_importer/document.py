@@ -1,0 +1,136 @@
+"""The spec document: top-level structure (stage 1 of validation) and pydantic error mapping.
+
+A spec file describes one network::
+
+    spdnn: 1                      # format version (optional)
+    name: mnist_baseline          # model name
+    source: {paper: ..., table: Table 4, lines: L381-388}
+    vars: {width: 5}              # named constants, used as $width
+    defaults: {conv2d: {padding: valid}}   # default attributes per op
+    inputs: {image: [1, 28, 28]}  # shape without the batch dimension
+    layers:                       # in order; each takes the previous layer unless `inputs:`
+      - {name: conv1, op: conv2d, out_channels: $width, kernel_size: 5, source: "Table 4"}
+      - repeat: 2                 # repeated block; ${i} counts 1, 2, ...
+        layers: [...]
+    outputs: {logits: fc}         # or a list of layer names; default: the last layer
+
+The keys ``networks``, ``losses``, ``optimizers`` and ``training`` are reserved for specs of
+systems of several networks; a future format version will accept them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from spdnn.errors import Problem
+from spdnn.ops.base import suggest
+
+from .loader import Located, PathKey
+
+__all__ = ["SpecDocument", "RepeatBlock", "LAYER_KEYS", "RESERVED_SYSTEM_KEYS", "validation_problems"]
+
+#: Keys of a layer entry that are not op attributes.
+LAYER_KEYS = ("name", "op", "inputs", "source", "note")
+#: Top-level keys kept for multi-network "system" specs.
+RESERVED_SYSTEM_KEYS = ("networks", "losses", "optimizers", "training")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class InputDecl(_Strict):
+    """Long form of an input: ``image: {shape: [1, 28, 28], source: "..."}``."""
+
+    shape: list[Any]
+    source: str | None = None
+
+
+class RepeatBlock(_Strict):
+    """``repeat: n`` block: its layers are emitted n times with ``index`` = start, start+1, ..."""
+
+    repeat: int | str
+    index: str = "i"
+    start: int = 1
+    defaults: dict[str, dict[str, Any]] = {}
+    layers: list[dict[str, Any]] = Field(min_length=1)
+
+
+class SpecDocument(_Strict):
+    """Top level of a network spec (layers are checked in stage 2, per op)."""
+
+    spdnn: Literal[1] = 1
+    name: str = Field(min_length=1)
+    description: str = ""
+    source: str | dict[str, Any] | None = None
+    vars: dict[str, Any] = {}
+    defaults: dict[str, dict[str, Any]] = {}
+    inputs: dict[str, list[Any] | InputDecl] = Field(min_length=1)
+    layers: list[dict[str, Any]] = Field(min_length=1)
+    outputs: dict[str, str] | list[str] | str | None = None
+
+
+def validation_problems(
+    err: ValidationError, doc: Located, base: PathKey, model: type[BaseModel] | None = None,
+    noun: str = "key",
+) -> list[Problem]:
+    """Turn a pydantic ValidationError into located Problems, one per offending key.
+
+    Several errors on one key (a union that matched no branch) are merged into one message.
+    Unknown keys get a "did you mean" among ``model``'s fields.
+    """
+    by_key: dict[PathKey, list[dict[str, Any]]] = {}
+    for e in err.errors(include_url=False):
+        loc = tuple(p for p in e["loc"] if isinstance(p, int) or not _is_union_tag(p))
+        by_key.setdefault(loc, []).append(e)
+    # For unions pydantic reports one error per branch under a deeper loc; fold them up.
+    problems: list[Problem] = []
+    folded: dict[PathKey, list[dict[str, Any]]] = {}
+    for loc, errs in by_key.items():
+        top = loc[:1] if loc and len(by_key) > 1 and _sibling_union(loc, by_key) else loc
+        folded.setdefault(top, []).extend(errs)
+    for loc, errs in folded.items():
+        path = (*base, *loc)
+        kinds = {e["type"] for e in errs}
+        if kinds == {"extra_forbidden"}:
+            key = str(loc[-1])
+            fields = list(model.model_fields) if model else []
+            hint = suggest(key, fields)
+            more = f"; did you mean {hint[0]!r}?" if hint else (f"; allowed: {', '.join(fields)}" if fields else "")
+            problems.append(doc.problem(path, f"unknown {noun} {key!r}{more}", at_key=True))
+        elif kinds == {"missing"}:
+            problems.append(doc.problem(path[:-1], f"missing required key {loc[-1]!r}", where=_fmt(path[:-1])))
+        else:
+            msgs = list(dict.fromkeys(_message(e) for e in errs))
+            got = errs[0].get("input")
+            got_s = f" (got {got!r})" if not isinstance(got, dict) else ""
+            text = msgs[0] if len(msgs) == 1 else "expected " + " or ".join(
+                m.removeprefix("expected ") for m in msgs)
+            problems.append(doc.problem(path, text + got_s))
+    return problems
+
+
+def _fmt(path: PathKey) -> str:
+    from .loader import format_path
+
+    return format_path(path)
+
+
+def _is_union_tag(part: Any) -> bool:
+    s = str(part)
+    return "[" in s or s.startswith(("literal", "function", "tuple", "list", "int", "str", "bool",
+                                     "float", "dict", "nullable", "lax", "constrained"))
+
+
+def _sibling_union(loc: PathKey, by_key: dict[PathKey, Any]) -> bool:
+    return sum(1 for k in by_key if k[:1] == loc[:1]) > 1
+
+
+def _message(e: dict[str, Any]) -> str:
+    msg = str(e["msg"])
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if msg.startswith(prefix):
+            msg = msg[len(prefix):]
+    return msg.replace("Input should be", "expected")

@@ -1,0 +1,175 @@
+"""Op definitions: attributes, ports, shape rule, parameter and FLOP counts.
+
+An op is defined once, here in the core, by an :class:`OpDef`. Backends map op names to their
+own implementations. ``register_op`` refuses a second definition of the same name, and
+``get_op`` suggests close names for a typo.
+
+Conventions of the rules every op supplies:
+
+* ``infer(attrs, in_types) -> list[TensorType]`` returns one type per output port and raises
+  :class:`~spdnn.errors.ShapeError` (message without layer names; the caller adds them).
+* ``params(attrs, in_types) -> int`` counts trainable parameters.
+* ``flops(attrs, in_types, out_types) -> int`` counts floating point operations for one sample:
+  a multiply-accumulate is 2 FLOPs; elementwise ops cost one per output element; data movement
+  (reshape, concat, pad, pooling indices) is free.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, NonNegativeInt, PositiveInt
+
+from spdnn.errors import ShapeError, UnknownOpError
+from spdnn.ir.types import TensorType
+
+__all__ = [
+    "OpAttrs",
+    "OpDef",
+    "Pair",
+    "NonNegPair",
+    "register_op",
+    "get_op",
+    "all_ops",
+    "VARIADIC",
+    "suggest",
+    "require_rank",
+]
+
+#: Marker for ``OpDef.inputs``: the op takes one or more inputs (concat, add).
+VARIADIC = "*"
+
+
+def _to_pair(value: Any) -> Any:
+    if isinstance(value, bool):
+        return value  # let pydantic reject it
+    if isinstance(value, int):
+        return (value, value)
+    if isinstance(value, list):
+        return tuple(value)
+    return value
+
+
+Pair = Annotated[tuple[PositiveInt, PositiveInt], BeforeValidator(_to_pair)]
+"""An (h, w) pair of positive ints; a single int n means (n, n)."""
+
+NonNegPair = Annotated[tuple[NonNegativeInt, NonNegativeInt], BeforeValidator(_to_pair)]
+"""An (h, w) pair of non-negative ints; a single int n means (n, n)."""
+
+
+class OpAttrs(BaseModel):
+    """Base of every op's attribute model: frozen, unknown keys rejected, strict-ish types."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+InferFn = Callable[[Any, list[TensorType]], list[TensorType]]
+ParamsFn = Callable[[Any, list[TensorType]], int]
+FlopsFn = Callable[[Any, list[TensorType], list[TensorType]], int]
+
+
+def _no_params(attrs: Any, in_types: list[TensorType]) -> int:
+    return 0
+
+
+def _elementwise_flops(attrs: Any, in_types: list[TensorType], out: list[TensorType]) -> int:
+    return out[0].sample_numel if out else 0
+
+
+@dataclass(frozen=True)
+class OpDef:
+    """Definition of one op.
+
+    Attributes:
+        name: stable snake_case name used in specs and the IR.
+        attrs: pydantic model of the op's attributes.
+        inputs: names of the input ports, or ``(VARIADIC,)`` for one-or-more inputs.
+        outputs: names of the output ports; ``num_outputs`` may narrow it per attribute set.
+        infer: shape rule.
+        params: trainable-parameter count.
+        flops: FLOP count per sample.
+        doc: one line shown by ``spdnn schema`` and in error hints.
+        optional_inputs: how many trailing entries of ``inputs`` may be left unconnected.
+        active_outputs: attrs -> number of output ports actually produced (default: all).
+    """
+
+    name: str
+    attrs: type[OpAttrs]
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    infer: InferFn
+    params: ParamsFn = _no_params
+    flops: FlopsFn = _elementwise_flops
+    doc: str = ""
+    optional_inputs: int = 0
+    active_outputs: Callable[[Any], int] | None = field(default=None)
+
+    @property
+    def is_variadic(self) -> bool:
+        return self.inputs == (VARIADIC,)
+
+    def num_outputs(self, attrs: Any) -> int:
+        """Number of output ports produced for this attribute set."""
+        return self.active_outputs(attrs) if self.active_outputs else len(self.outputs)
+
+    def input_arity(self) -> tuple[int, int | None]:
+        """(minimum, maximum) number of inputs; maximum None means unbounded."""
+        if self.is_variadic:
+            return 1, None
+        return len(self.inputs) - self.optional_inputs, len(self.inputs)
+
+    def port_index(self, port: str | int, attrs: Any = None) -> int:
+        """Resolve an output port given by name or index; raise KeyError if it does not exist."""
+        n = self.num_outputs(attrs) if attrs is not None else len(self.outputs)
+        if isinstance(port, int):
+            if 0 <= port < n:
+                return port
+            raise KeyError(port)
+        names = self.outputs[:n]
+        if port in names:
+            return names.index(port)
+        raise KeyError(port)
+
+
+_REGISTRY: dict[str, OpDef] = {}
+
+
+def register_op(opdef: OpDef) -> OpDef:
+    """Register an op definition; a second definition of the same name is an error."""
+    if opdef.name in _REGISTRY:
+        raise ValueError(f"op {opdef.name!r} is already registered")
+    _REGISTRY[opdef.name] = opdef
+    return opdef
+
+
+def get_op(name: str) -> OpDef:
+    """Look up an op by name.
+
+    Raises:
+        UnknownOpError: with up to three close matches as suggestions.
+    """
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownOpError(name, suggest(name, _REGISTRY)) from None
+
+
+def all_ops() -> dict[str, OpDef]:
+    """All registered ops, by name (a copy)."""
+    return dict(_REGISTRY)
+
+
+def suggest(word: str, choices: Sequence[str] | dict[str, Any], n: int = 3) -> list[str]:
+    """Close matches of ``word`` among ``choices``, best first."""
+    return difflib.get_close_matches(str(word), list(choices), n=n, cutoff=0.6)
+
+
+def require_rank(in_type: TensorType, rank: int | tuple[int, ...], what: str) -> None:
+    """Raise ShapeError unless ``in_type`` has the given rank(s)."""
+    ranks = (rank,) if isinstance(rank, int) else rank
+    if in_type.rank not in ranks:
+        want = " or ".join(f"{r}-D" for r in ranks)
+        raise ShapeError(f"{what} expects a {want} input, got {in_type.rank}-D {in_type}")

@@ -1,0 +1,78 @@
+"""Shape inference: output types, parameter and FLOP counts for every node."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from spdnn.errors import Problem, ShapeError, SpecError
+from spdnn.ir import meta as M
+from spdnn.ir.graph import Graph
+from spdnn.ir.types import TensorType
+from spdnn.ops import get_op
+from spdnn.passes.base import Pass, PassResult
+
+__all__ = ["InferShapesPass", "infer_shapes"]
+
+
+@dataclass(frozen=True)
+class InferShapesPass(Pass):
+    """Give every node its output types (``meta[OUT_TYPES]``), ``PARAMS`` and ``FLOPS``.
+
+    Rules:
+      1. Nodes are visited in topological order; a node's input types are its producers'
+         output types at the connected ports.
+      2. A shape rule that fails is reported naming the layer and each producer with its
+         shape, at the layer's spec location when it has one.
+      3. Every failure in the graph is reported at once; a node downstream of a failure is
+         skipped (not reported again).
+    """
+
+    name: ClassVar[str] = "infer-shapes"
+
+    def call(self, graph: Graph) -> PassResult:
+        infer_shapes(graph)
+        return PassResult(graph, False)
+
+
+def infer_shapes(graph: Graph) -> Graph:
+    """Run shape inference in place; raise SpecError listing every shape problem."""
+    problems: list[Problem] = []
+    failed: set[str] = set()
+    for node in graph:
+        meta = graph.meta_of(node.name)
+        inputs = graph.inputs_of(node.name)
+        if any(v.node in failed for v in inputs):
+            failed.add(node.name)
+            continue
+        in_types: list[TensorType] = [graph.type_of(v) for v in inputs]
+        opdef = get_op(node.op)
+        try:
+            out_types = opdef.infer(node.attrs, in_types)
+        except ShapeError as e:
+            failed.add(node.name)
+            problems.append(_locate(graph, node.name, _describe(graph, node.name, str(e))))
+            continue
+        meta[M.OUT_TYPES] = out_types
+        meta[M.PARAMS] = opdef.params(node.attrs, in_types)
+        meta[M.FLOPS] = opdef.flops(node.attrs, in_types, out_types)
+    if problems:
+        raise SpecError(problems)
+    return graph
+
+
+def _describe(graph: Graph, name: str, message: str) -> str:
+    node = graph.node(name)
+    feeds = [
+        f"{v.node!r} ({graph.node(v.node).op}, output {graph.type_of(v)})"
+        for v in graph.inputs_of(name)
+    ]
+    fed = f" fed by {', '.join(feeds)}" if feeds else ""
+    return f"layer {name!r} ({node.op}){fed}: {message}"
+
+
+def _locate(graph: Graph, name: str, message: str) -> Problem:
+    origin: Problem | None = graph.meta_of(name).get(M.ORIGIN)
+    if origin is None:
+        return Problem(message, file=f"<graph {graph.name}>", where=name)
+    return Problem(message, origin.file, origin.line, origin.column, origin.where)
