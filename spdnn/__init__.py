@@ -1,2 +1,74 @@
-"""spdnn: a graph-based network design compiler."""
+"""spdnn: a graph-based network design compiler.
+
+The facade::
+
+    import spdnn
+    graph = spdnn.load_spec("specs/dynfilter_mnist/baseline.yaml")   # verified, shapes inferred
+    print(spdnn.summarize(graph).to_text())                          # per-layer table
+    module = spdnn.build_torch(graph, seed=0)                        # trainable nn.Module
+    spdnn.count_params(graph) == sum(p.numel() for p in module.parameters())
+
+Importing spdnn does not import torch; ``build_torch`` does, on first use.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from spdnn.errors import (
+    ExportError,
+    PassError,
+    Problem,
+    ShapeError,
+    SpdnnError,
+    SpecError,
+    UnknownOpError,
+    VerifyError,
+)
+from spdnn.ir import Graph, Node, TensorType, Value
+from spdnn.ops import all_ops, get_op
+from spdnn.passes import PASSES, Pass, PassManager, PassResult, get_pass, infer_shapes
+from spdnn.summary import Summary, count_params, summarize
+
+if TYPE_CHECKING:
+    from spdnn.backends.torch_exporter import SpdnnModule
+
 __version__ = "0.1.0"
+
+__all__ = [
+    "ExportError", "Graph", "Node", "PASSES", "Pass", "PassError", "PassManager", "PassResult",
+    "Problem", "ShapeError", "SpdnnError", "SpecError", "Summary", "TensorType", "UnknownOpError",
+    "Value", "VerifyError", "__version__", "all_ops", "build_torch", "count_params", "get_op",
+    "get_pass", "infer_shapes", "load_spec", "load_spec_text", "run_passes", "summarize",
+]
+
+
+def load_spec(path: str | Path) -> Graph:
+    """Load a YAML spec file into a verified, shape-inferred graph (SpecError on problems)."""
+    from spdnn.frontends.yaml_importer import load_spec as _load
+
+    return _load(path)
+
+
+def load_spec_text(text: str, file: str = "<string>") -> Graph:
+    """Load a YAML spec from a string; ``file`` names it in error messages."""
+    from spdnn.frontends.yaml_importer import load_spec_text as _load
+
+    return _load(text, file)
+
+
+def run_passes(graph: Graph, passes: list[str | Pass] | str) -> Graph:
+    """Run passes (objects, names, or a comma-separated string of names) in place."""
+    if isinstance(passes, str):
+        passes = [p.strip() for p in passes.split(",") if p.strip()]
+    objs = [get_pass(p) if isinstance(p, str) else p for p in passes]
+    return PassManager(objs).run(graph).graph
+
+
+def build_torch(graph: Graph, seed: int | None = None) -> SpdnnModule:
+    """A trainable ``torch.nn.Module`` for ``graph``; ``seed`` makes the initial weights
+    reproducible."""
+    from spdnn.backends.torch_exporter import build_torch_module
+
+    return build_torch_module(graph, seed=seed)

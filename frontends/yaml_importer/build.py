@@ -58,11 +58,28 @@ def build_graph(doc: Located) -> Graph:
     layers = _validate_layers(doc, drafts, inputs, problems)
     outputs = _outputs(doc, spec, env, layers, inputs, problems)
     if problems:
-        raise SpecError(problems)
+        raise SpecError(_collapse_repeats(problems))
     graph = _assemble(doc, spec, inputs, layers, outputs)
     graph.verify()
     infer_shapes(graph)
     return graph
+
+
+def _collapse_repeats(problems: list[Problem]) -> list[Problem]:
+    """One problem per place and message: a bad layer inside ``repeat: 8`` is reported once."""
+    seen: dict[tuple, int] = {}
+    out: list[Problem] = []
+    counts: list[int] = []
+    for p in problems:
+        key = (p.file, p.line, p.column, p.message)
+        if key in seen and p.line:
+            counts[seen[key]] += 1
+            continue
+        seen[key] = len(out)
+        out.append(p)
+        counts.append(1)
+    return [p if n == 1 else Problem(f"{p.message} (in all {n} repetitions)", p.file, p.line, p.column, p.where)
+            for p, n in zip(out, counts)]
 
 
 def _inputs(doc, spec: SpecDocument, env, problems) -> dict[str, tuple[InputAttrs, str | None]]:

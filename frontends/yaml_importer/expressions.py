@@ -3,8 +3,8 @@
 * A string value starting with ``$`` is an arithmetic expression over the spec's vars and the
   repeat indices: ``$width``, ``$width * 2``, ``$[k, k]``. Its result replaces the string.
 * ``${expr}`` inside a longer string is replaced by the expression's value: ``conv${i}``.
-* Expressions allow numbers, names, lists, + - * / // % **, unary minus, parentheses and
-  ``min``, ``max``, ``abs``, ``int``, ``round``. Nothing else is evaluated (no attribute
+* Expressions allow numbers, names, lists, + - * / // % **, unary minus, parentheses, list indexing
+  (``$kernels[i - 1]``) and ``min``, ``max``, ``abs``, ``int``, ``round``. Nothing else is evaluated (no attribute
   access, no calls to anything else), so a spec cannot run code.
 """
 
@@ -68,6 +68,13 @@ def _eval(node: ast.AST, env: Mapping[str, Any], src: str) -> Any:
         return -value if isinstance(node.op, ast.USub) else +value
     if isinstance(node, (ast.List, ast.Tuple)):
         return [_eval(e, env, src) for e in node.elts]
+    if isinstance(node, ast.Subscript):
+        seq, index = _eval(node.value, env, src), _eval(node.slice, env, src)
+        if not isinstance(seq, list) or not isinstance(index, int):
+            raise ExpressionError(f"cannot index {seq!r} with {index!r} in {src!r}")
+        if not -len(seq) <= index < len(seq):
+            raise ExpressionError(f"index {index} is out of range for a list of {len(seq)} in {src!r}")
+        return seq[index]
     if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _FUNCS
             and not node.keywords):
         return _FUNCS[node.func.id](*(_eval(a, env, src) for a in node.args))

@@ -154,7 +154,11 @@ def _layer(doc, entry, path, env, defaults, problems, suffix) -> LayerDraft | No
     if len(problems) > before:
         return None
     attrs = {k: v for k, v in values.items() if k not in LAYER_KEYS}
-    attrs = {**defaults.get(op, {}), **attrs}
+    try:
+        attrs = {**substitute(defaults.get(op, {}), env), **attrs}
+    except ExpressionError as e:
+        problems.append(doc.problem(path, f"in defaults for {op}: {e}", where=where))
+        return None
     return LayerDraft(
         op=op, attrs=attrs, path=path, where=where, name=name, inputs=inputs,
         source=values.get("source"), note=values.get("note"),

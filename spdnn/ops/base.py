@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, NonNegativeInt, PositiveInt
+from pydantic import BaseModel, BeforeValidator, ConfigDict, NonNegativeInt, PositiveInt, WithJsonSchema
 
 from spdnn.errors import ShapeError, UnknownOpError
 from spdnn.ir.types import TensorType
@@ -53,10 +53,19 @@ def _to_pair(value: Any) -> Any:
     return value
 
 
-Pair = Annotated[tuple[PositiveInt, PositiveInt], BeforeValidator(_to_pair)]
+def _pair_schema(minimum: int) -> WithJsonSchema:
+    item = {"type": "integer", "minimum": minimum}
+    return WithJsonSchema(
+        {"anyOf": [item, {"type": "array", "items": item, "minItems": 2, "maxItems": 2}]}
+    )
+
+
+Pair = Annotated[tuple[PositiveInt, PositiveInt], BeforeValidator(_to_pair), _pair_schema(1)]
 """An (h, w) pair of positive ints; a single int n means (n, n)."""
 
-NonNegPair = Annotated[tuple[NonNegativeInt, NonNegativeInt], BeforeValidator(_to_pair)]
+NonNegPair = Annotated[
+    tuple[NonNegativeInt, NonNegativeInt], BeforeValidator(_to_pair), _pair_schema(0)
+]
 """An (h, w) pair of non-negative ints; a single int n means (n, n)."""
 
 

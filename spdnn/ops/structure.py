@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, NonNegativeInt, PositiveInt
+from pydantic import BeforeValidator, Field, NonNegativeInt, PositiveInt, WithJsonSchema
 
 from spdnn.errors import ShapeError
 from spdnn.ir.types import BATCH, TensorType
@@ -51,6 +51,10 @@ class PadAttrs(OpAttrs):
     padding: Annotated[
         tuple[NonNegativeInt, NonNegativeInt, NonNegativeInt, NonNegativeInt],
         BeforeValidator(_to_four),
+        WithJsonSchema({"anyOf": [
+            {"type": "integer", "minimum": 0},
+            {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 2, "maxItems": 4},
+        ]}),
     ]
     mode: Literal["zeros", "constant", "reflect", "replicate"] = "zeros"
     value: float = 0.0

@@ -1,0 +1,78 @@
+"""JSON Schema of the spec format, generated from the op registry (``spdnn schema``).
+
+Each layer entry is validated against the schema of its op (selected by ``op``); attribute
+values may also be ``$expr`` strings. Editors with YAML language support use it for
+completion and validation: ``# yaml-language-server: $schema=spdnn.schema.json``.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from spdnn.ops import all_ops
+
+from .document import SpecDocument
+
+__all__ = ["spec_json_schema"]
+
+_EXPR = {"type": "string", "pattern": "^\\$", "description": "an expression over vars, e.g. $width * 2"}
+_STR_OR_LIST = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
+
+
+def _layer_schema(op: str, defs: dict[str, Any]) -> dict[str, Any]:
+    opdef = all_ops()[op]
+    schema = opdef.attrs.model_json_schema()
+    defs.update(schema.pop("$defs", {}))
+    props: dict[str, Any] = {
+        "name": {"type": "string", "description": "layer name (default: <op>, <op>_1, ...)"},
+        "op": {"const": op, "description": opdef.doc},
+        "inputs": {**_STR_OR_LIST, "description": "graph inputs or earlier layers (name or name:port); "
+                   "default: the previous layer"},
+        "source": {"type": "string", "description": "citation: paper, table/figure, lines"},
+        "note": {"type": "string"},
+    }
+    for key, prop in schema.get("properties", {}).items():
+        props[key] = {"anyOf": [prop, _EXPR], **({"description": prop["description"]} if "description" in prop else {})}
+    return {
+        "title": f"{op} layer",
+        "description": (opdef.attrs.__doc__ or opdef.doc).strip(),
+        "type": "object",
+        "properties": props,
+        "required": ["op", *schema.get("required", [])],
+        "additionalProperties": False,
+    }
+
+
+def spec_json_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of a network spec file."""
+    schema = copy.deepcopy(SpecDocument.model_json_schema())
+    defs = schema.setdefault("$defs", {})
+    layer_refs = []
+    for op in sorted(all_ops()):
+        if op in ("input", "output"):
+            continue
+        key = f"layer_{op}"
+        defs[key] = _layer_schema(op, defs)
+        layer_refs.append({"$ref": f"#/$defs/{key}"})
+    defs["repeat_block"] = {
+        "title": "repeat block",
+        "type": "object",
+        "properties": {
+            "repeat": {"anyOf": [{"type": "integer", "minimum": 1}, _EXPR]},
+            "index": {"type": "string", "default": "i"},
+            "start": {"type": "integer", "default": 1},
+            "defaults": {"type": "object", "additionalProperties": {"type": "object"}},
+            "layers": {"$ref": "#/$defs/layer_list"},
+        },
+        "required": ["repeat", "layers"],
+        "additionalProperties": False,
+    }
+    defs["layer_list"] = {
+        "type": "array", "minItems": 1,
+        "items": {"anyOf": [*layer_refs, {"$ref": "#/$defs/repeat_block"}]},
+    }
+    schema["properties"]["layers"] = {"$ref": "#/$defs/layer_list"}
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "spdnn network spec"
+    return schema

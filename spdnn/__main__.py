@@ -1,0 +1,5 @@
+import sys
+
+from spdnn.cli import main
+
+sys.exit(main())

@@ -1,0 +1,108 @@
+"""Per-layer summary of a shape-inferred graph: shapes, parameters, FLOPs.
+
+FLOPs count one sample (batch 1): a multiply-accumulate is 2 FLOPs, elementwise ops cost one
+per output element, pure data movement is free (see :mod:`spdnn.ops.base`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from spdnn.ir import meta as M
+from spdnn.ir.graph import Graph
+from spdnn.passes.infer_shapes import infer_shapes
+
+__all__ = ["LayerStats", "Summary", "summarize", "count_params"]
+
+
+@dataclass(frozen=True)
+class LayerStats:
+    """One row of the summary."""
+
+    name: str
+    op: str
+    inputs: list[str]
+    output_shapes: list[str]
+    params: int
+    flops: int
+    source: str | None = None
+
+
+@dataclass
+class Summary:
+    """Summary of one model."""
+
+    model: str
+    layers: list[LayerStats]
+    inputs: dict[str, str] = field(default_factory=dict)
+    outputs: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def total_params(self) -> int:
+        return sum(r.params for r in self.layers)
+
+    @property
+    def total_flops(self) -> int:
+        return sum(r.flops for r in self.layers)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "inputs": self.inputs,
+            "outputs": self.outputs,
+            "layers": [asdict(r) for r in self.layers],
+            "total_params": self.total_params,
+            "total_flops": self.total_flops,
+        }
+
+    def to_markdown(self) -> str:
+        lines = [
+            f"## {self.model}",
+            "",
+            "| layer | op | inputs | output shape | params | FLOPs |",
+            "|---|---|---|---|---:|---:|",
+        ]
+        for r in self.layers:
+            lines.append(f"| {r.name} | {r.op} | {', '.join(r.inputs)} | {'; '.join(r.output_shapes)} "
+                         f"| {r.params:,} | {r.flops:,} |")
+        lines.append(f"| **total** | | | | **{self.total_params:,}** | **{self.total_flops:,}** |")
+        return "\n".join(lines) + "\n"
+
+    def to_text(self) -> str:
+        rows = [("layer", "op", "output shape", "params", "FLOPs")]
+        rows += [(r.name, r.op, "; ".join(r.output_shapes), f"{r.params:,}", f"{r.flops:,}")
+                 for r in self.layers]
+        widths = [max(len(row[i]) for row in rows) for i in range(5)]
+        rule = "-" * (sum(widths) + 8)
+
+        def fmt(row):
+            return "  ".join(c.rjust(w) if i >= 3 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths)))
+
+        out = [f"model {self.model}", rule, fmt(rows[0]), rule, *(fmt(r) for r in rows[1:]), rule,
+               f"total params: {self.total_params:,}", f"total FLOPs (per sample): {self.total_flops:,}"]
+        return "\n".join(out) + "\n"
+
+
+def summarize(graph: Graph) -> Summary:
+    """Summarise ``graph`` (shape inference is run first if needed)."""
+    if any(M.OUT_TYPES not in graph.meta_of(n.name) for n in graph):
+        infer_shapes(graph)
+    rows = []
+    for node in graph:
+        meta = graph.meta_of(node.name)
+        shapes = [str(t) for t in meta[M.OUT_TYPES]]
+        if node.op == "output":
+            shapes = [str(graph.type_of(graph.inputs_of(node.name)[0]))]
+        rows.append(LayerStats(node.name, node.op, [str(v) for v in graph.inputs_of(node.name)],
+                               shapes, meta[M.PARAMS], meta[M.FLOPS], meta.get(M.SOURCE)))
+    return Summary(
+        graph.name, rows,
+        inputs={n.name: str(graph.out_types(n.name)[0]) for n in graph.input_nodes()},
+        outputs={n.name: str(graph.type_of(graph.inputs_of(n.name)[0])) for n in graph.output_nodes()},
+    )
+
+
+def count_params(graph: Graph) -> int:
+    """Trainable parameters of ``graph``."""
+    return summarize(graph).total_params
