@@ -56,7 +56,7 @@ def build_graph(doc: Located) -> Graph:
     inputs = _inputs(doc, spec, env, problems)
     drafts = expand_layers(doc, spec.layers, ("layers",), env, spec.defaults, problems)
     layers = _validate_layers(doc, drafts, inputs, problems)
-    outputs = _outputs(doc, spec, env, layers, inputs, problems)
+    outputs = _outputs(doc, spec, [d.name for d in drafts], inputs, problems)
     if problems:
         raise SpecError(_collapse_repeats(problems))
     graph = _assemble(doc, spec, inputs, layers, outputs)
@@ -209,18 +209,19 @@ def _check_arity(doc, d: LayerDraft, n: int, problems) -> None:
 
 
 def _at(doc: Located, d: LayerDraft, key: str, message: str) -> Problem:
-    p = doc.problem((*d.path, key), message, at_key=True)
+    p = doc.problem((*d.path, key), message, at_key=key == "name")
     return Problem(message, p.file, p.line, p.column, f"{d.where}.{key}" if (*d.path, key) in doc.pos else d.where)
 
 
-def _outputs(doc, spec: SpecDocument, env, layers: list[_Layer], inputs, problems) -> dict[str, str]:
+def _outputs(doc, spec: SpecDocument, names: list[str], inputs, problems) -> dict[str, str]:
+    """Outputs by name; checked against every declared layer (a broken layer is reported once)."""
     raw = spec.outputs
     if raw is None:
-        return {"output": layers[-1].name} if layers else {}
+        return {"output": names[-1]} if names else {}
     if isinstance(raw, str):
         raw = [raw]
     named = {("output" if len(raw) == 1 else f"output_{i}"): r for i, r in enumerate(raw)} if isinstance(raw, list) else raw
-    known = {l.name for l in layers} | set(inputs)
+    known = set(names) | set(inputs)
     out = {}
     for i, (name, ref) in enumerate(named.items()):
         path = ("outputs", name) if isinstance(spec.outputs, dict) else ("outputs", i) if isinstance(spec.outputs, list) else ("outputs",)

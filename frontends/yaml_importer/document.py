@@ -68,7 +68,7 @@ class SpecDocument(_Strict):
     vars: dict[str, Any] = {}
     defaults: dict[str, dict[str, Any]] = {}
     inputs: dict[str, list[Any] | InputDecl] = Field(min_length=1)
-    layers: list[dict[str, Any]] = Field(min_length=1)
+    layers: list[Any] = Field(min_length=1)
     outputs: dict[str, str] | list[str] | str | None = None
 
 
