@@ -140,7 +140,7 @@ def test_all_problems_are_reported_at_once():
     assert len(problems) == 3  # unknown op, unknown attribute, missing out_features
     message = str(spdnn.SpecError(problems))
     assert message.startswith("3 problems in spec:")
-    assert "t.yaml:5:29: layers[1].op: unknown op 'flaten'" in message
+    assert "t.yaml:5:22: layers[1].op: unknown op 'flaten'" in message
 
 
 def test_problem_in_repeat_is_reported_once():
