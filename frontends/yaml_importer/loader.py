@@ -26,6 +26,7 @@ MAX_DEPTH = 50
 MAX_NODES = 200_000
 
 PathKey = tuple[str | int, ...]
+_PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
 
 
 @dataclass
@@ -137,6 +138,9 @@ def _convert(node: yaml.Node, path: PathKey, out: Located, loader, counter: list
     if depth > MAX_DEPTH:
         raise SpecError(Problem(f"spec nests deeper than {MAX_DEPTH} levels", out.file, mark.line + 1, mark.column + 1))
     out.pos[path] = (mark.line + 1, mark.column + 1)
+    if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.tag not in _PLAIN_TAGS:
+        raise SpecError(Problem(f"invalid YAML: tag {node.tag!r} is not allowed in specs",
+                                out.file, mark.line + 1, mark.column + 1, format_path(path)))
     if isinstance(node, yaml.MappingNode):
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:

@@ -1,0 +1,199 @@
+"""The shipped specs: shapes and parameter counts from the papers' tables, exact parity with
+hand-written torch modules, training behaviour."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import spdnn
+from conftest import ROOT, SPECS
+
+SPEC = {p.stem: p for p in SPECS}
+
+
+def load(name: str) -> spdnn.Graph:
+    return spdnn.load_spec(SPEC[name])
+
+
+def conv(cin, cout, k, bias=True):
+    return cin * cout * k * k + (cout if bias else 0)
+
+
+def fc(fin, fout):
+    return fin * fout + fout
+
+
+# Parameter counts derived by hand from each table's widths and kernels.
+EXPECTED = {
+    # seed 000 Table 4: conv 5x5 1->5, conv 5x5 5->5, FC 4*4*5 -> 10
+    "mnist_baseline": (conv(1, 5, 5) + conv(5, 5, 5) + fc(80, 10), {"logits": (10,)}),
+    # thesis App. H Table 1: Dense 10->1024, BN, Dense 1024->128*7*7, BN, Deconv 128->64, BN, Deconv 64->1
+    "generator": (fc(10, 1024) + 2 * 1024 + fc(1024, 6272) + 2 * 6272 + conv(128, 64, 5) + 2 * 64
+                  + conv(64, 1, 5), {"image": (1, 28, 28)}),
+    # App. H Table 2: Conv 1->64, BN, Conv 64->128, BN, Dense 128*7*7->1024, Dense 1024->1
+    "discriminator": (conv(1, 64, 5) + 2 * 64 + conv(64, 128, 5) + 2 * 128 + fc(6272, 1024) + fc(1024, 1),
+                      {"p_real": (1,)}),
+    # App. H Table 3 with valid 3x3 convs: 28 -> 26 -> 13 -> 11 -> 5; Dense 5*5*8 -> 1024 -> 10
+    "classifier": (conv(1, 16, 3) + conv(16, 8, 3) + fc(200, 1024) + fc(1024, 10), {"class_probs": (10,)}),
+    # App. A parents, width 16 (README): hidden convs without bias + BN, 1-channel output conv
+    "net1_7x7": (conv(1, 16, 7, False) + 6 * conv(16, 16, 7, False) + 7 * 32 + conv(16, 1, 7),
+                 {"mask": (1, 96, 128)}),
+    "net2_3x3": (conv(1, 16, 3, False) + 4 * conv(16, 16, 3, False) + 5 * 32 + conv(16, 1, 3),
+                 {"mask": (1, 96, 128)}),
+    "net3_growing": (conv(1, 16, 3, False) + conv(16, 16, 5, False) + conv(16, 16, 7, False)
+                     + conv(16, 16, 9, False) + 4 * 32 + conv(16, 1, 11), {"mask": (1, 96, 128)}),
+}
+
+
+def test_every_shipped_spec_has_expected_values():
+    assert sorted(EXPECTED) == sorted(SPEC)
+
+
+@pytest.mark.parametrize("name", sorted(SPEC))
+def test_parameter_counts_and_output_shapes_match_the_tables(name):
+    graph = load(name)
+    params, outputs = EXPECTED[name]
+    assert spdnn.count_params(graph) == params
+    module = spdnn.build_torch(graph, seed=0)
+    assert sum(p.numel() for p in module.parameters() if p.requires_grad) == params
+    for out in graph.output_nodes():
+        assert graph.type_of(graph.inputs_of(out.name)[0]).sample_shape == outputs[out.name]
+
+
+@pytest.mark.parametrize("name", sorted(SPEC))
+@pytest.mark.parametrize("batch", [1, 3])
+def test_forward_at_any_batch_size_gives_inferred_shapes(name, batch):
+    graph = load(name)
+    module = spdnn.build_torch(graph, seed=0).eval()
+    xs = [torch.randn(batch, *graph.out_types(n.name)[0].sample_shape) for n in graph.input_nodes()]
+    with torch.no_grad():
+        out = module(*xs)
+    want = EXPECTED[name][1]
+    assert tuple(out.shape) == (batch, *next(iter(want.values())))
+
+
+@pytest.mark.parametrize("name", sorted(SPEC))
+def test_gradients_reach_every_parameter(name):
+    graph = load(name)
+    module = spdnn.build_torch(graph, seed=0).train()
+    xs = [torch.randn(2, *graph.out_types(n.name)[0].sample_shape) for n in graph.input_nodes()]
+    module(*xs).square().mean().backward()
+    for pname, p in module.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, pname
+
+
+def test_state_dict_keys_are_the_layer_names():
+    module = spdnn.build_torch(load("mnist_baseline"))
+    assert list(module.state_dict()) == ["conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias",
+                                         "fc.weight", "fc.bias"]
+
+
+def test_seed_makes_initial_weights_reproducible():
+    a = spdnn.build_torch(load("classifier"), seed=7).state_dict()
+    b = spdnn.build_torch(load("classifier"), seed=7).state_dict()
+    c = spdnn.build_torch(load("classifier"), seed=8).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.equal(a["hidden1.weight"], c["hidden1.weight"])
+
+
+def test_batch_norm_uses_batch_statistics_in_train_mode_only():
+    module = spdnn.build_torch(load("discriminator"), seed=0)
+    x = torch.randn(4, 1, 28, 28)
+    module.train()
+    train_out = module(x)
+    module.eval()
+    assert not torch.allclose(train_out, module(x))
+    assert module.bn1.num_batches_tracked.item() == 1
+
+
+def test_wrong_input_shape_is_a_clear_error():
+    module = spdnn.build_torch(load("mnist_baseline"))
+    with pytest.raises(ValueError, match=r"input 'image' must have shape \(N, 1, 28, 28\), got \(2, 28, 28\)"):
+        module(torch.randn(2, 28, 28))
+
+
+# ------------------------------------------------------------------ hand-written references
+class Baseline(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(1, 5, 5), nn.Conv2d(5, 5, 5)
+        self.fc = nn.Linear(80, 10)
+
+    def forward(self, x):
+        x = nn.functional.max_pool2d(torch.relu(self.conv1(x)), 2)
+        x = nn.functional.max_pool2d(torch.relu(self.conv2(x)), 2)
+        return self.fc(x.flatten(1))
+
+
+class Generator(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.hidden1, self.bn1 = nn.Linear(10, 1024), nn.BatchNorm1d(1024)
+        self.hidden2, self.bn2 = nn.Linear(1024, 6272), nn.BatchNorm1d(6272)
+        self.hidden3 = nn.ConvTranspose2d(128, 64, 5, 2, 2, output_padding=1)
+        self.bn3 = nn.BatchNorm2d(64)
+        self.out = nn.ConvTranspose2d(64, 1, 5, 2, 2, output_padding=1)
+
+    def forward(self, z):
+        x = self.bn2(torch.relu(self.hidden2(self.bn1(torch.relu(self.hidden1(z))))))
+        x = self.bn3(torch.relu(self.hidden3(x.reshape(-1, 128, 7, 7))))
+        return torch.sigmoid(self.out(x))
+
+
+class Discriminator(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.hidden1, self.bn1 = nn.Conv2d(1, 64, 5, 2, 2), nn.BatchNorm2d(64)
+        self.hidden2, self.bn2 = nn.Conv2d(64, 128, 5, 2, 2), nn.BatchNorm2d(128)
+        self.hidden3, self.out = nn.Linear(6272, 1024), nn.Linear(1024, 1)
+
+    def forward(self, x):
+        lrelu = nn.functional.leaky_relu
+        x = self.bn2(lrelu(self.hidden2(self.bn1(lrelu(self.hidden1(x), 0.2))), 0.2))
+        return torch.sigmoid(self.out(lrelu(self.hidden3(x.flatten(1)), 0.2)))
+
+
+class Classifier(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.hidden1, self.hidden2 = nn.Conv2d(1, 16, 3), nn.Conv2d(16, 8, 3)
+        self.hidden3, self.out = nn.Linear(200, 1024), nn.Linear(1024, 10)
+
+    def forward(self, x):
+        x = nn.functional.max_pool2d(torch.relu(self.hidden1(x)), 2)
+        x = nn.functional.max_pool2d(torch.relu(self.hidden2(x)), 2)
+        return torch.softmax(self.out(torch.relu(self.hidden3(x.flatten(1)))), 1)
+
+
+class Net3Growing(nn.Module):
+    def __init__(self):
+        super().__init__()
+        for i, k in enumerate([3, 5, 7, 9], start=1):
+            self.add_module(f"conv{i}", nn.Conv2d(1 if i == 1 else 16, 16, k, padding=k // 2, bias=False))
+            self.add_module(f"bn{i}", nn.BatchNorm2d(16))
+        self.conv5 = nn.Conv2d(16, 1, 11, padding=5)
+
+    def forward(self, x):
+        for i in range(1, 5):
+            x = torch.relu(getattr(self, f"bn{i}")(getattr(self, f"conv{i}")(x)))
+        return torch.sigmoid(self.conv5(x))
+
+
+@pytest.mark.parametrize("name,reference,shape", [
+    ("mnist_baseline", Baseline, (1, 28, 28)),
+    ("generator", Generator, (10,)),
+    ("discriminator", Discriminator, (1, 28, 28)),
+    ("classifier", Classifier, (1, 28, 28)),
+    ("net3_growing", Net3Growing, (1, 96, 128)),
+])
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_outputs_equal_a_hand_written_module_with_the_same_weights(name, reference, shape, mode):
+    module = spdnn.build_torch(load(name), seed=0)
+    ref = reference()
+    ref.load_state_dict(module.state_dict())  # same keys: submodules are named after layers
+    getattr(module, mode)()
+    getattr(ref, mode)()
+    x = torch.randn(3, *shape)
+    assert torch.equal(module(x), ref(x))
