@@ -39,7 +39,8 @@ def _layer_schema(op: str, defs: dict[str, Any]) -> dict[str, Any]:
         "description": (opdef.attrs.__doc__ or opdef.doc).strip(),
         "type": "object",
         "properties": props,
-        "required": ["op", *schema.get("required", [])],
+        # Required attributes are not listed: a spec's defaults: may supply them.
+        "required": ["op"],
         "additionalProperties": False,
     }
 
