@@ -1,0 +1,29 @@
+"""The public facade of ``import spdnn`` is small and pinned."""
+
+import spdnn
+
+
+def test_public_names_are_pinned():
+    assert sorted(spdnn.__all__) == sorted([
+        "ExportError", "Graph", "Node", "PASSES", "Pass", "PassError", "PassManager", "PassResult",
+        "Problem", "ShapeError", "SpdnnError", "SpecError", "Summary", "TensorType", "UnknownOpError",
+        "Value", "VerifyError", "__version__", "all_ops", "build_torch", "count_params", "get_op",
+        "get_pass", "infer_shapes", "load_spec", "load_spec_text", "run_passes", "summarize",
+    ])
+    for name in spdnn.__all__:
+        assert getattr(spdnn, name) is not None
+
+
+def test_every_user_error_is_an_spdnn_error():
+    for cls in (spdnn.SpecError, spdnn.UnknownOpError, spdnn.VerifyError, spdnn.ShapeError,
+                spdnn.PassError, spdnn.ExportError):
+        assert issubclass(cls, spdnn.SpdnnError)
+
+
+def test_issue_ops_are_registered():
+    assert set(spdnn.all_ops()) == {
+        "input", "output", "conv2d", "conv_transpose2d", "linear", "flatten", "reshape", "batch_norm",
+        "dropout", "gaussian_noise", "relu", "leaky_relu", "elu", "tanh", "sigmoid", "softmax",
+        "identity", "max_pool2d", "max_unpool2d", "avg_pool2d", "adaptive_avg_pool2d", "upsample",
+        "repeat_unpool", "concat", "add", "pad",
+    }
