@@ -149,3 +149,16 @@ def test_problem_in_repeat_is_reported_once():
     problems = problems_of(text)
     assert len(problems) == 1
     assert problems[0].message.endswith("(in all 3 repetitions)")
+
+
+def test_shape_problems_are_reported_together_with_other_problems():
+    text = GOOD.replace("op: flatten", "op: flaten").replace("out_features: 2}", "out_features: 2, inputs: conv}")
+    problems = problems_of(text)
+    assert [p.line for p in problems] == [5, 6]
+    assert "unknown op 'flaten'" in problems[0].message
+    assert "layer 'fc' (linear) fed by 'conv' (conv2d, output (N, 4, 6, 6))" in problems[1].message
+
+
+def test_layers_after_a_broken_layer_are_not_reported_again():
+    problems = problems_of(GOOD.replace("op: flatten", "op: flaten"))
+    assert len(problems) == 1

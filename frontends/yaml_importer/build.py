@@ -57,11 +57,14 @@ def build_graph(doc: Located) -> Graph:
     drafts = expand_layers(doc, spec.layers, ("layers",), env, spec.defaults, problems)
     layers = _validate_layers(doc, drafts, inputs, problems)
     outputs = _outputs(doc, spec, [d.name for d in drafts], inputs, problems)
+    graph = _assemble(doc, spec, inputs, layers, outputs, partial=bool(problems))
+    try:
+        infer_shapes(graph)
+    except SpecError as e:
+        problems.extend(e.problems)
     if problems:
         raise SpecError(_collapse_repeats(problems))
-    graph = _assemble(doc, spec, inputs, layers, outputs)
     graph.verify()
-    infer_shapes(graph)
     return graph
 
 
@@ -239,7 +242,17 @@ def _outputs(doc, spec: SpecDocument, names: list[str], inputs, problems) -> dic
     return out
 
 
-def _assemble(doc: Located, spec: SpecDocument, inputs, layers: list[_Layer], outputs) -> Graph:
+def _assemblable(g: Graph, layer: _Layer) -> bool:
+    lo, hi = get_op(layer.draft.op).input_arity()
+    n = len(layer.refs)
+    return (layer.name not in g and n == len(layer.draft.inputs or [None])
+            and lo <= n and (hi is None or n <= hi) and all(v.node in g for v in layer.refs))
+
+
+def _assemble(doc: Located, spec: SpecDocument, inputs, layers: list[_Layer], outputs,
+              partial: bool = False) -> Graph:
+    """Build the graph. With ``partial`` (other problems were found), layers whose inputs are
+    broken and the outputs are left out, so shapes can still be checked on the rest."""
     g = Graph(spec.name)
     g.meta.update(source=spec.source, description=spec.description, file=doc.file)
     for name, (attrs, source) in inputs.items():
@@ -249,12 +262,14 @@ def _assemble(doc: Located, spec: SpecDocument, inputs, layers: list[_Layer], ou
             g.meta_of(name)[M.SOURCE] = source
     for layer in layers:
         d = layer.draft
+        if partial and not _assemblable(g, layer):
+            continue
         g.add_node(layer.name, d.op, layer.attrs, layer.refs)
         origin = doc.problem(d.path, "")
         g.meta_of(layer.name)[M.ORIGIN] = Problem("", origin.file, origin.line, origin.column, d.where)
         if d.source:
             g.meta_of(layer.name)[M.SOURCE] = d.source
-    for name, ref in outputs.items():
+    for name, ref in outputs.items() if not partial else ():
         layer, _, port = ref.partition(":")
         index = int(port) if port.isdigit() else 0
         if port and not port.isdigit():
