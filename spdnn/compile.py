@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from spdnn.errors import Problem, SpecError, SpdnnError
+from spdnn.errors import Problem, SpdnnError, SpecError
 from spdnn.ir.graph import Graph
 from spdnn.render import to_dot, to_mermaid
 from spdnn.summary import Summary, summarize

@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT
 
 EXAMPLES = sorted(p for p in (ROOT / "examples").iterdir() if p.is_dir())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import networkx as nx
 import pytest
 
 import spdnn
@@ -125,7 +126,7 @@ def test_node_replace_revalidates_attributes():
 
 def test_view_is_read_only():
     view = chain().view()
-    with pytest.raises(Exception):
+    with pytest.raises(nx.NetworkXError, match="Frozen graph"):
         view.add_node("z")
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from spdnn.backends.torch_exporter import BOUNDARY_OPS, LOWERINGS, UNSUPPORTED
 
 import spdnn
-from spdnn.backends.torch_exporter import BOUNDARY_OPS, LOWERINGS, UNSUPPORTED
 from spdnn.errors import ShapeError
 from spdnn.ir.types import TensorType
 from spdnn.ops import all_ops, get_op

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import SPECS
+from spdnn.backends.yaml_exporter import dump_spec
 
 import spdnn
-from spdnn.backends.yaml_exporter import dump_spec
-from conftest import SPECS
 
 
 @pytest.mark.parametrize("path", SPECS, ids=[p.stem for p in SPECS])

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import SPECS
 from torch import nn
 
 import spdnn
-from conftest import ROOT, SPECS
 
 SPEC = {p.stem: p for p in SPECS}
 

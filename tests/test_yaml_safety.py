@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from spdnn.frontends.yaml_importer.loader import MAX_BYTES, MAX_DEPTH
 
 import spdnn
-from spdnn.frontends.yaml_importer.loader import MAX_BYTES, MAX_DEPTH
 
 BOMB = """\
 a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]

@@ -22,7 +22,7 @@ torch.manual_seed(0)
 images, labels = torch.rand(64, 1, 28, 28), torch.randint(0, 10, (64,))
 optimiser = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True)
 losses = []
-for step in range(20):
+for _ in range(20):
     optimiser.zero_grad()
     loss = torch.nn.functional.nll_loss(torch.log(model(images) + 1e-9), labels)
     loss.backward()

@@ -21,7 +21,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, NonNegativeInt, PositiveInt, WithJsonSchema
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    NonNegativeInt,
+    PositiveInt,
+    WithJsonSchema,
+)
 
 from spdnn.errors import ShapeError, UnknownOpError
 from spdnn.ir.types import TensorType
@@ -37,6 +44,7 @@ __all__ = [
     "VARIADIC",
     "suggest",
     "require_rank",
+    "no_flops",
 ]
 
 #: Marker for ``OpDef.inputs``: the op takes one or more inputs (concat, add).
@@ -81,6 +89,11 @@ FlopsFn = Callable[[Any, list[TensorType], list[TensorType]], int]
 
 
 def _no_params(attrs: Any, in_types: list[TensorType]) -> int:
+    return 0
+
+
+def no_flops(attrs: Any, in_types: list[TensorType], out: list[TensorType]) -> int:
+    """FLOP rule of pure data movement (reshape, concat, pad, ...)."""
     return 0
 
 

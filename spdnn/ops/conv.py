@@ -13,25 +13,19 @@ from spdnn.ops.base import NonNegPair, OpAttrs, OpDef, Pair, register_op, requir
 __all__ = ["Conv2dAttrs", "ConvTranspose2dAttrs", "resolve_conv_padding"]
 
 
-class Conv2dAttrs(OpAttrs):
-    """Attributes of conv2d.
-
-    ``padding`` is "valid" (0), "same" (output = ceil(input / stride), extra pixel on the
-    bottom/right when the total is odd, as TensorFlow/Lasagne do), an int or an (h, w) pair.
-    ``in_channels`` is inferred; when given it is checked against the input.
-    """
+class _ConvAttrs(OpAttrs):
+    """Attributes shared by conv2d and conv_transpose2d."""
 
     out_channels: PositiveInt
     kernel_size: Pair
     stride: Pair = (1, 1)
-    padding: Literal["same", "valid"] | NonNegPair = (0, 0)
     dilation: Pair = (1, 1)
     groups: PositiveInt = 1
     bias: bool = True
     in_channels: PositiveInt | None = None
 
     @model_validator(mode="after")
-    def _groups_divide_out(self) -> Conv2dAttrs:
+    def _groups_divide_out(self) -> _ConvAttrs:
         if self.out_channels % self.groups:
             raise ValueError(
                 f"out_channels ({self.out_channels}) must be divisible by groups ({self.groups})"
@@ -39,26 +33,26 @@ class Conv2dAttrs(OpAttrs):
         return self
 
 
-class ConvTranspose2dAttrs(OpAttrs):
+class Conv2dAttrs(_ConvAttrs):
+    """Attributes of conv2d.
+
+    ``padding`` is "valid" (0), "same" (output = ceil(input / stride), extra pixel on the
+    bottom/right when the total is odd, as TensorFlow/Lasagne do), an int or an (h, w) pair.
+    ``in_channels`` is inferred; when given it is checked against the input.
+    """
+
+    padding: Literal["same", "valid"] | NonNegPair = (0, 0)
+
+
+class ConvTranspose2dAttrs(_ConvAttrs):
     """Attributes of conv_transpose2d: output = (in-1)*stride - 2*padding + dilation*(k-1)
     + output_padding + 1."""
 
-    out_channels: PositiveInt
-    kernel_size: Pair
-    stride: Pair = (1, 1)
     padding: NonNegPair = (0, 0)
     output_padding: NonNegPair = (0, 0)
-    dilation: Pair = (1, 1)
-    groups: PositiveInt = 1
-    bias: bool = True
-    in_channels: PositiveInt | None = None
 
     @model_validator(mode="after")
-    def _check(self) -> ConvTranspose2dAttrs:
-        if self.out_channels % self.groups:
-            raise ValueError(
-                f"out_channels ({self.out_channels}) must be divisible by groups ({self.groups})"
-            )
+    def _output_padding_fits(self) -> ConvTranspose2dAttrs:
         for op, s, d in zip(self.output_padding, self.stride, self.dilation, strict=True):
             if op >= max(s, d):
                 raise ValueError("output_padding must be smaller than stride or dilation")

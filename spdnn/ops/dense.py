@@ -8,7 +8,7 @@ from pydantic import PositiveInt, field_validator
 
 from spdnn.errors import ShapeError
 from spdnn.ir.types import TensorType
-from spdnn.ops.base import OpAttrs, OpDef, register_op, require_rank
+from spdnn.ops.base import OpAttrs, OpDef, no_flops, register_op, require_rank
 
 __all__ = ["LinearAttrs", "FlattenAttrs", "ReshapeAttrs"]
 
@@ -99,13 +99,10 @@ def _infer_reshape(a: ReshapeAttrs, ins: list[TensorType]) -> list[TensorType]:
     return [TensorType((x.shape[0], *shape))]
 
 
-def _free(a, ins: list[TensorType], outs: list[TensorType]) -> int:
-    return 0
-
 
 register_op(OpDef("linear", LinearAttrs, ("x",), ("y",), _infer_linear, params=_linear_params,
                   flops=_linear_flops, doc="fully connected layer"))
-register_op(OpDef("flatten", FlattenAttrs, ("x",), ("y",), _infer_flatten, flops=_free,
+register_op(OpDef("flatten", FlattenAttrs, ("x",), ("y",), _infer_flatten, flops=no_flops,
                   doc="flatten all but the batch dimension"))
-register_op(OpDef("reshape", ReshapeAttrs, ("x",), ("y",), _infer_reshape, flops=_free,
+register_op(OpDef("reshape", ReshapeAttrs, ("x",), ("y",), _infer_reshape, flops=no_flops,
                   doc="reshape each sample (shape excludes the batch dimension)"))

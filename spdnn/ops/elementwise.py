@@ -6,7 +6,7 @@ from pydantic import Field, PositiveFloat
 
 from spdnn.errors import ShapeError
 from spdnn.ir.types import TensorType
-from spdnn.ops.base import OpAttrs, OpDef, register_op
+from spdnn.ops.base import OpAttrs, OpDef, no_flops, register_op
 
 __all__ = [
     "NoAttrs",
@@ -67,9 +67,6 @@ def _same(a, ins: list[TensorType]) -> list[TensorType]:
     return [ins[0]]
 
 
-def _free(a, ins: list[TensorType], outs: list[TensorType]) -> int:
-    return 0
-
 
 def _infer_softmax(a: SoftmaxAttrs, ins: list[TensorType]) -> list[TensorType]:
     x = ins[0]
@@ -103,12 +100,12 @@ _activation("leaky_relu", "leaky rectified linear unit", LeakyReluAttrs)
 _activation("elu", "exponential linear unit", EluAttrs)
 _activation("tanh", "hyperbolic tangent")
 _activation("sigmoid", "logistic sigmoid")
-_activation("identity", "passes its input through unchanged", flops=_free)
+_activation("identity", "passes its input through unchanged", flops=no_flops)
 register_op(OpDef("softmax", SoftmaxAttrs, ("x",), ("y",), _infer_softmax,
                   doc="softmax along a dimension"))
 register_op(OpDef("batch_norm", BatchNormAttrs, ("x",), ("y",), _infer_batch_norm,
                   params=_bn_params, flops=_bn_flops, doc="batch normalisation"))
-register_op(OpDef("dropout", DropoutAttrs, ("x",), ("y",), _same, flops=_free,
+register_op(OpDef("dropout", DropoutAttrs, ("x",), ("y",), _same, flops=no_flops,
                   doc="dropout (active in train mode only)"))
 register_op(OpDef("gaussian_noise", GaussianNoiseAttrs, ("x",), ("y",), _same,
                   doc="additive Gaussian noise (active in train mode only)"))

@@ -9,7 +9,7 @@ from pydantic import model_validator
 
 from spdnn.errors import ShapeError
 from spdnn.ir.types import TensorType
-from spdnn.ops.base import NonNegPair, OpAttrs, OpDef, Pair, register_op, require_rank
+from spdnn.ops.base import NonNegPair, OpAttrs, OpDef, Pair, no_flops, register_op, require_rank
 
 __all__ = [
     "MaxPool2dAttrs",
@@ -174,9 +174,6 @@ def _upsample_flops(a: UpsampleAttrs, ins: list[TensorType], outs: list[TensorTy
     return outs[0].sample_numel * (4 if a.mode == "bilinear" else 0)
 
 
-def _free(a, ins: list[TensorType], outs: list[TensorType]) -> int:
-    return 0
-
 
 register_op(OpDef("max_pool2d", MaxPool2dAttrs, ("x",), ("y", "indices"), _infer_max_pool2d,
                   flops=_window_flops, doc="max pooling (optionally returning indices)",
@@ -187,9 +184,9 @@ register_op(OpDef("adaptive_avg_pool2d", AdaptiveAvgPool2dAttrs, ("x",), ("y",),
                   _infer_adaptive, flops=_adaptive_flops,
                   doc="average pooling to a fixed output size"))
 register_op(OpDef("max_unpool2d", MaxUnpool2dAttrs, ("x", "indices"), ("y",),
-                  _infer_max_unpool2d, flops=_free,
+                  _infer_max_unpool2d, flops=no_flops,
                   doc="sparse unpooling with max_pool2d indices (SegNet)"))
 register_op(OpDef("repeat_unpool", RepeatUnpoolAttrs, ("x",), ("y",), _infer_repeat_unpool,
-                  flops=_free, doc="value-repeating unpooling (each value fills a k x k block)"))
+                  flops=no_flops, doc="value-repeating unpooling (each value fills a k x k block)"))
 register_op(OpDef("upsample", UpsampleAttrs, ("x",), ("y",), _infer_upsample,
                   flops=_upsample_flops, doc="nearest or bilinear upsampling"))

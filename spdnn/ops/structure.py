@@ -8,7 +8,7 @@ from pydantic import BeforeValidator, Field, NonNegativeInt, PositiveInt, WithJs
 
 from spdnn.errors import ShapeError
 from spdnn.ir.types import BATCH, TensorType
-from spdnn.ops.base import VARIADIC, OpAttrs, OpDef, register_op, require_rank
+from spdnn.ops.base import VARIADIC, OpAttrs, OpDef, no_flops, register_op, require_rank
 
 __all__ = ["InputAttrs", "OutputAttrs", "ConcatAttrs", "AddAttrs", "PadAttrs"]
 
@@ -108,17 +108,14 @@ def _infer_pad(a: PadAttrs, ins: list[TensorType]) -> list[TensorType]:
     return [TensorType((n, c, int(h) + top + bottom, int(w) + left + right))]
 
 
-def _free(a, ins: list[TensorType], outs: list[TensorType]) -> int:
-    return 0
 
-
-register_op(OpDef("input", InputAttrs, (), ("y",), _infer_input, flops=_free,
+register_op(OpDef("input", InputAttrs, (), ("y",), _infer_input, flops=no_flops,
                   doc="graph input (shape without the batch dimension)"))
-register_op(OpDef("output", OutputAttrs, ("x",), (), _infer_output, flops=_free,
+register_op(OpDef("output", OutputAttrs, ("x",), (), _infer_output, flops=no_flops,
                   doc="graph output"))
-register_op(OpDef("concat", ConcatAttrs, (VARIADIC,), ("y",), _infer_concat, flops=_free,
+register_op(OpDef("concat", ConcatAttrs, (VARIADIC,), ("y",), _infer_concat, flops=no_flops,
                   doc="concatenate inputs along an axis (default channels)"))
 register_op(OpDef("add", AddAttrs, (VARIADIC,), ("y",), _infer_add, flops=_add_flops,
                   doc="elementwise sum of equally shaped inputs"))
-register_op(OpDef("pad", PadAttrs, ("x",), ("y",), _infer_pad, flops=_free,
+register_op(OpDef("pad", PadAttrs, ("x",), ("y",), _infer_pad, flops=no_flops,
                   doc="zero/constant, reflection or replication padding (asymmetric allowed)"))
