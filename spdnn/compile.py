@@ -34,7 +34,7 @@ class CompiledModel:
 
 def compile_specs(paths: Iterable[str | Path], seed: int = 0) -> list[CompiledModel]:
     """Compile each spec separately. Raises SpecError listing the problems of every input."""
-    from spdnn.backends.torch_exporter import build_torch_module
+    from spdnn.backends.torch_exporter import build_torch_module, state_dict_bytes
     from spdnn.backends.yaml_exporter import dump_spec
     from spdnn.frontends.yaml_importer import load_spec
 
@@ -58,22 +58,12 @@ def compile_specs(paths: Iterable[str | Path], seed: int = 0) -> list[CompiledMo
         summary = summarize(g)
         module = build_torch_module(g, seed=seed)
         models.append(CompiledModel(g, summary, {
-            f"{g.name}.pt": _state_dict_bytes(module),
+            f"{g.name}.pt": state_dict_bytes(module),
             f"{g.name}.yaml": dump_spec(g).encode(),
             f"{g.name}.dot": to_dot(g).encode(),
             f"{g.name}.mmd": to_mermaid(g).encode(),
         }))
     return models
-
-
-def _state_dict_bytes(module) -> bytes:
-    import io
-
-    import torch
-
-    buf = io.BytesIO()
-    torch.save(module.state_dict(), buf)
-    return buf.getvalue()
 
 
 def reports(models: list[CompiledModel]) -> dict[str, bytes]:

@@ -6,6 +6,8 @@ The module's submodules are named after the IR nodes (``conv1.weight`` in the st
 
 from __future__ import annotations
 
+import io
+
 import torch
 from torch import nn
 
@@ -17,7 +19,7 @@ from spdnn.passes.infer_shapes import infer_shapes
 
 from .lowerings import BOUNDARY_OPS, LOWERINGS, UNSUPPORTED, lower
 
-__all__ = ["SpdnnModule", "build_torch_module"]
+__all__ = ["SpdnnModule", "build_torch_module", "state_dict_bytes"]
 
 
 class SpdnnModule(nn.Module):
@@ -113,3 +115,10 @@ def build_torch_module(graph: Graph, seed: int | None = None) -> SpdnnModule:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return SpdnnModule(graph)
+
+
+def state_dict_bytes(module: nn.Module) -> bytes:
+    """The module's state dict serialised by ``torch.save`` (load with ``weights_only=True``)."""
+    buf = io.BytesIO()
+    torch.save(module.state_dict(), buf)
+    return buf.getvalue()

@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from spdnn.errors import Problem, SpecError
+from spdnn.errors import Problem, SpecError, UnknownOpError
 from spdnn.ir import meta as M
 from spdnn.ir.graph import Graph, Value
 from spdnn.ir.naming import is_valid_name, unique_name
@@ -158,7 +158,7 @@ def _validate_layers(doc, drafts: list[LayerDraft], inputs, problems) -> list[_L
 def _attrs(doc, d: LayerDraft, problems) -> OpAttrs | None:
     try:
         opdef = get_op(d.op)
-    except Exception as e:  # UnknownOpError
+    except UnknownOpError as e:
         problems.append(_at(doc, d, "op", str(e)))
         return None
     try:

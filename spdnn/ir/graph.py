@@ -21,7 +21,7 @@ from typing import Any
 import networkx as nx
 from pydantic import ValidationError
 
-from spdnn.errors import VerifyError
+from spdnn.errors import UnknownOpError, VerifyError
 from spdnn.ir import meta as M
 from spdnn.ir.naming import is_valid_name, unique_name
 from spdnn.ir.types import TensorType
@@ -327,7 +327,7 @@ class Graph:
             node = self.node(name)
             try:
                 opdef = get_op(node.op)
-            except Exception as e:  # UnknownOpError
+            except UnknownOpError as e:
                 problems.append(f"{name}: {e}")
                 continue
             if node.name != name or not is_valid_name(name):
