@@ -1,0 +1,23 @@
+"""SPDNN: merging several parent networks into one semi-parallel network (thesis §3.1).
+
+Stages, each usable alone: :func:`from_networks` (parents -> layer graph), :func:`label_from_input`,
+:func:`contract`, :func:`label_from_output`, :func:`contract` again, :func:`to_network`
+(layer graph -> IR graph), with widths from :mod:`spdnn.merge.widths`. :func:`merge_networks`
+runs them all.
+"""
+
+from spdnn.merge.contract import Contraction, ContractPass, Refusal, contract
+from spdnn.merge.label_input import LabelFromInputPass, label_from_input
+from spdnn.merge.label_output import LabelFromOutputPass, label_from_output
+from spdnn.merge.layer_graph import Block, LayerGraph, MergeError, Member, format_label, from_networks
+from spdnn.merge.pipeline import MergeOptions, MergeResult, merge_networks
+from spdnn.merge.render import stage_dot, stage_mermaid
+from spdnn.merge.to_network import to_network
+from spdnn.merge.widths import fit_budget, member_widths
+
+__all__ = [
+    "Block", "ContractPass", "Contraction", "LabelFromInputPass", "LabelFromOutputPass", "LayerGraph",
+    "Member", "MergeError", "Refusal", "contract", "format_label", "from_networks", "label_from_input",
+    "label_from_output", "MergeOptions", "MergeResult", "merge_networks", "stage_dot", "stage_mermaid",
+    "to_network", "fit_budget", "member_widths",
+]

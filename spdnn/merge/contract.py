@@ -1,0 +1,161 @@
+"""SPDNN steps 2 and 4: graph contraction (thesis S1 L1169-1182, L1197-1201; S2 L2039-2048).
+
+Rules:
+  1. All inputs are one node and all outputs are one node (the layer graph is built that way).
+  2. Blocks with equal labels are merged into one block; the merged block keeps every in- and
+     out-edge of its members ("while saving their connections", S2/S3); parallel edges collapse
+     into one (rule 4 of S1), keeping the first member's pooling/flatten transitions.
+  3. A merge must never create a cycle. Blocks are visited in topological order and each joins
+     the first group with its label that it cannot reach and that cannot reach it; otherwise it
+     starts a new group and the refusal is reported. Visiting in topological order, a block can
+     never reach an earlier group, so only "the group reaches the block" needs checking, by a
+     backward search from the block's predecessor groups.
+  4. When every edge goes from a smaller to a larger label distance (always true after labelling
+     from the input, whose distance is the longest path) no merge can close a cycle and the
+     search is skipped: contraction is then linear in the graph size.
+  5. With ``key="extended"`` blocks must also agree on stride, padding, dilation, groups and
+     their tail ops (normalisation, activation, dropout) to merge.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal
+
+from spdnn.ir.naming import unique_name
+from spdnn.merge.layer_graph import INPUT, OUTPUT, Block, LayerGraph, format_label
+
+__all__ = ["ContractPass", "Contraction", "Refusal", "contract"]
+
+LabelKey = Literal["paper", "extended"]
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A merge of ``block`` into ``group`` that was refused because it would make a cycle."""
+
+    block: str
+    group: str
+    label: str
+
+    def __str__(self) -> str:
+        return f"{self.block} not merged into {self.group} {self.label}: the group already reaches it"
+
+
+@dataclass
+class Contraction:
+    """What a contraction did: the new graph, each new node's old nodes, and refusals."""
+
+    graph: LayerGraph
+    groups: dict[str, list[str]] = field(default_factory=dict)
+    refused: list[Refusal] = field(default_factory=list)
+
+
+def _key(block: Block, key: LabelKey) -> tuple:
+    return (block.label,) if key == "paper" else (block.label, block.extended_key())
+
+
+def _monotone(lg: LayerGraph) -> bool:
+    up = down = True
+    for u, v in lg.g.edges:
+        if u == INPUT or v == OUTPUT:
+            continue
+        du, dv = lg.block(u).label[1], lg.block(v).label[1]
+        up &= du < dv
+        down &= du > dv
+        if not (up or down):
+            return False
+    return True
+
+
+def contract(lg: LayerGraph, key: LabelKey = "paper", tag: str = "d") -> Contraction:
+    """Merge equal-labelled blocks of ``lg`` (which is left unchanged) into a new graph.
+
+    Args:
+        lg: a labelled layer graph.
+        key: "paper" (label only) or "extended" (label plus geometry and tail ops).
+        tag: letter used in the names of merged nodes (``c3_d1``: 3x3 conv at distance 1).
+    """
+    order = lg.order()
+    skip_search = _monotone(lg)
+    candidates: dict[tuple, list[int]] = {}
+    group_of: dict[str, int] = {}
+    members: list[list[str]] = []
+    preds: list[set[int]] = []  # quotient predecessors of each group
+    refused: list[tuple[str, int]] = []
+    for n in order:
+        block = lg.block(n)
+        pred_groups = {group_of[p] for p in lg.g.predecessors(n)}
+        chosen = None
+        if n not in (INPUT, OUTPUT):
+            for g in candidates.get(_key(block, key), ()):
+                if skip_search or not _reaches(g, pred_groups, preds):
+                    chosen = g
+                    break
+                refused.append((n, g))
+        if chosen is None:
+            chosen = len(members)
+            members.append([])
+            preds.append(set())
+            if n not in (INPUT, OUTPUT):
+                candidates.setdefault(_key(block, key), []).append(chosen)
+        members[chosen].append(n)
+        preds[chosen] |= pred_groups
+        group_of[n] = chosen
+    out, names = _build(lg, members, group_of, tag)
+    return Contraction(
+        out,
+        groups={names[i]: list(m) for i, m in enumerate(members)},
+        refused=[Refusal(n, names[g], format_label(lg.block(n).label)) for n, g in refused],
+    )
+
+
+def _reaches(group: int, targets: set[int], preds: list[set[int]]) -> bool:
+    """Does ``group`` reach any of ``targets`` (or is it one of them) in the quotient graph?"""
+    seen = set(targets)
+    queue = deque(targets)
+    while queue:
+        g = queue.popleft()
+        if g == group:
+            return True
+        for p in preds[g]:
+            if p not in seen:
+                seen.add(p)
+                queue.append(p)
+    return False
+
+
+def _build(lg: LayerGraph, members: list[list[str]], group_of: dict[str, int], tag: str):
+    out = LayerGraph(lg.name)
+    out.input_shape, out.output_shape, out.parents = lg.input_shape, lg.output_shape, list(lg.parents)
+    names: list[str] = []
+    taken: set[str] = set()
+    for nodes in members:
+        first = lg.block(nodes[0])
+        if len(nodes) == 1:
+            name = nodes[0]
+        else:
+            name = unique_name(f"{first.slug}_{tag}{first.label[1]}", taken | set(lg.g))
+        taken.add(name)
+        names.append(name)
+        history = list(dict.fromkeys(h for n in nodes for h in lg.block(n).history))
+        out.add(name, Block(first.kind, first.layer, first.tail, first.pooling,
+                            [m for n in nodes for m in lg.block(n).members], first.label, history))
+    for u, v in lg.g.edges:  # in insertion order of edges: the first parent's transitions win
+        gu, gv = names[group_of[u]], names[group_of[v]]
+        if gu != gv:
+            out.connect(gu, gv, lg.edge(u, v))
+    return out, names
+
+
+@dataclass(frozen=True)
+class ContractPass:
+    """Pass wrapper of :func:`contract`."""
+
+    name: ClassVar[str] = "spdnn-contract"
+    key: LabelKey = "paper"
+    tag: str = "d"
+
+    def run(self, lg: LayerGraph) -> Contraction:
+        return contract(lg, self.key, self.tag)

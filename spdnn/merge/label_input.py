@@ -1,0 +1,48 @@
+"""SPDNN step 1: label every layer from the input side (thesis S1 L1134-1157, S3 L3390-3406).
+
+Rules:
+  1. A layer's label is (structure, distance from the input): ``(3C,1)``, ``(30F,5)``, ``(3C8P,4)``.
+  2. Structure: conv kernel ``kC`` (transposed conv ``kT``), fully connected width ``nF``, plus
+     the accumulated pooling ``mP`` (product of the sticky pooling stack; absent when 1).
+  3. Distance counts layer nodes only (pooling is not a node, S3 L3379-3382) along the *longest*
+     path from the input, so chains get their layer index. (The thesis uses chains only; the
+     longest path also makes every edge go from a smaller to a larger distance, which keeps the
+     first contraction acyclic.)
+  4. The input is labelled ``(input,0)``; the output node gets no label (it is merged anyway).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from spdnn.merge.layer_graph import INPUT, OUTPUT, LayerGraph
+
+__all__ = ["LabelFromInputPass", "label_from_input"]
+
+
+def label_from_input(lg: LayerGraph) -> LayerGraph:
+    """Label every block in place with (structure, longest distance from the input)."""
+    distance: dict[str, int] = {}
+    for n in lg.order():
+        block = lg.block(n)
+        if n == INPUT:
+            distance[n] = 0
+        elif n == OUTPUT:
+            block.label = None
+            continue
+        else:
+            distance[n] = 1 + max(distance[p] for p in lg.predecessors(n))
+        block.label = (block.structure, distance[n])
+        block.history.append(block.label)
+    return lg
+
+
+@dataclass(frozen=True)
+class LabelFromInputPass:
+    """Pass wrapper of :func:`label_from_input`."""
+
+    name: ClassVar[str] = "spdnn-label-input"
+
+    def run(self, lg: LayerGraph) -> LayerGraph:
+        return label_from_input(lg)

@@ -1,0 +1,302 @@
+"""The SPDNN layer graph: one node per conv / fully connected layer (thesis §3.1, App. B).
+
+Rules of the translation from an IR network (thesis S1 R1-R3, S3 L3379-3382):
+  1. Every conv2d, conv_transpose2d and linear node becomes a layer node ("block"); the ops that
+     follow it up to the next layer (batch_norm, activations, dropout, noise) are its ``tail``.
+  2. Pooling, unpooling, flatten and reshape are not nodes: they are kept, in order, on the edge
+     where they sat (``Edge.transitions``) and their effect lives in the labels (sticky pooling).
+  3. Each parent contributes its layers; all parents share one ``input`` and one ``output`` node.
+  4. Parents must be chains or DAGs of layers without joins (concat/add) and have one input and
+     one output; every parent's input must have the same shape.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+
+from spdnn.errors import SpdnnError
+from spdnn.ir.graph import Graph
+from spdnn.ops import OpAttrs
+
+__all__ = ["Op", "Member", "Block", "LayerGraph", "LAYER_OPS", "POOL_OPS", "UNPOOL_OPS",
+           "from_networks", "MergeError"]
+
+LAYER_OPS = {"conv2d": "C", "conv_transpose2d": "T", "linear": "F"}
+POOL_OPS = {"max_pool2d", "avg_pool2d"}
+UNPOOL_OPS = {"repeat_unpool", "upsample", "max_unpool2d"}
+_RESHAPE_OPS = {"flatten", "reshape"}
+INPUT, OUTPUT = "input", "output"
+
+
+class MergeError(SpdnnError):
+    """Parents that SPDNN merging cannot take, or options that cannot be met."""
+
+
+@dataclass(frozen=True)
+class Op:
+    """One IR op kept for reconstruction: its op name and validated attributes."""
+
+    op: str
+    attrs: OpAttrs
+
+    def signature(self) -> tuple:
+        return (self.op, tuple(sorted(self.attrs.model_dump(mode="json").items(), key=str)))
+
+
+@dataclass(frozen=True)
+class Member:
+    """A parent layer that a block stands for."""
+
+    parent: str
+    layer: str
+    width: int
+
+    def __str__(self) -> str:
+        return f"{self.parent}.{self.layer}"
+
+
+@dataclass
+class Block:
+    """A node of the layer graph.
+
+    Attributes:
+        kind: "input", "output", or the layer letter: C (conv), T (transposed conv), F (FC).
+        layer: the layer op (conv2d/linear/...) of the first member, the template when rebuilding.
+        tail: ops after the layer (BN, activation, dropout), from the first member.
+        pooling: the sticky pooling stack of the data this layer sees (factors, innermost last).
+        members: parent layers merged into this block.
+        label: (structure, distance) of the latest labelling.
+        history: every label this block (or its members) carried, oldest first.
+    """
+
+    kind: str
+    layer: Op | None = None
+    tail: tuple[Op, ...] = ()
+    pooling: tuple[int, ...] = ()
+    members: list[Member] = field(default_factory=list)
+    label: tuple[str, int] | None = None
+    history: list[tuple[str, int]] = field(default_factory=list)
+
+    @property
+    def kernel(self) -> tuple[int, int] | None:
+        return getattr(self.layer.attrs, "kernel_size", None) if self.layer else None
+
+    @property
+    def structure(self) -> str:
+        """The label's structure part as the thesis writes it: 3C, 30F, 3C8P (S1 L1140-1146)."""
+        if self.kind in (INPUT, OUTPUT):
+            return self.kind
+        if self.kind == "F":
+            return f"{self.layer.attrs.out_features}F"
+        kh, kw = self.kernel
+        size = f"{kh}" if kh == kw else f"{kh}x{kw}"
+        pool = 1
+        for f in self.pooling:
+            pool *= f
+        return f"{size}{self.kind}" + (f"{pool}P" if pool > 1 else "")
+
+    @property
+    def slug(self) -> str:
+        """Identifier-friendly structure: c3, c3p8, f30, t5, c3_5 (3x5 kernel)."""
+        return _slug(self)
+
+    def extended_key(self) -> tuple:
+        """Structure plus stride, padding, dilation, groups, activation and normalisation."""
+        if self.layer is None:
+            return (self.structure,)
+        a = self.layer.attrs.model_dump(mode="json")
+        geometry = tuple((k, str(a[k])) for k in ("stride", "padding", "dilation", "groups") if k in a)
+        return (self.structure, geometry, tuple(op.signature() for op in self.tail))
+
+
+def _slug(block: Block) -> str:
+    if block.kind == "F":
+        return f"f{block.layer.attrs.out_features}"
+    kh, kw = block.kernel
+    pool = 1
+    for f in block.pooling:
+        pool *= f
+    return f"{block.kind.lower()}{kh}" + ("" if kh == kw else f"_{kw}") + (f"p{pool}" if pool > 1 else "")
+
+
+@dataclass
+class Edge:
+    """Ops between a producer block's output and a consumer block's layer."""
+
+    transitions: tuple[Op, ...] = ()
+
+
+class LayerGraph:
+    """Directed acyclic graph of blocks; no parallel edges (a merged edge keeps the first
+    parent's transitions). Node ids are unique strings; iteration is in topological order with
+    insertion-order ties."""
+
+    def __init__(self, name: str = "spdnn"):
+        self.name = name
+        self.g = nx.DiGraph()
+        self._counter = itertools.count()
+        #: sample shape of the shared input, and the parents' output sample shape
+        self.input_shape: tuple[int, ...] = ()
+        self.output_shape: tuple[int, ...] = ()
+        self.parents: list[str] = []
+
+    def add(self, node_id: str, block: Block) -> None:
+        self.g.add_node(node_id, block=block, index=next(self._counter))
+
+    def connect(self, u: str, v: str, edge: Edge | None = None) -> None:
+        if not self.g.has_edge(u, v):
+            self.g.add_edge(u, v, edge=edge or Edge())
+
+    def block(self, node_id: str) -> Block:
+        return self.g.nodes[node_id]["block"]
+
+    def edge(self, u: str, v: str) -> Edge:
+        return self.g.edges[u, v]["edge"]
+
+    def order(self) -> list[str]:
+        index = self.g.nodes
+        return list(nx.lexicographical_topological_sort(self.g, key=lambda n: index[n]["index"]))
+
+    def predecessors(self, node_id: str) -> list[str]:
+        index = self.g.nodes
+        return sorted(self.g.predecessors(node_id), key=lambda n: index[n]["index"])
+
+    def successors(self, node_id: str) -> list[str]:
+        index = self.g.nodes
+        return sorted(self.g.successors(node_id), key=lambda n: index[n]["index"])
+
+    def layers(self) -> list[str]:
+        """Layer node ids (input and output excluded) in topological order."""
+        return [n for n in self.order() if n not in (INPUT, OUTPUT)]
+
+    def labels(self) -> dict[str, tuple[str, int]]:
+        return {n: self.block(n).label for n in self.order()}
+
+    def __len__(self) -> int:
+        return self.g.number_of_nodes()
+
+    def copy(self) -> LayerGraph:
+        other = LayerGraph(self.name)
+        other.input_shape, other.output_shape, other.parents = self.input_shape, self.output_shape, list(self.parents)
+        for n in sorted(self.g, key=lambda n: self.g.nodes[n]["index"]):
+            b = self.block(n)
+            other.add(n, Block(b.kind, b.layer, b.tail, b.pooling, list(b.members), b.label, list(b.history)))
+        for u, v in self.g.edges:
+            other.connect(u, v, self.edge(u, v))
+        return other
+
+    def structure(self) -> dict[str, Any]:
+        """A plain description for tests and reports: nodes with labels and members, edges."""
+        return {
+            "nodes": {n: {"label": format_label(self.block(n).label),
+                          "members": [str(m) for m in self.block(n).members]} for n in self.order()},
+            "edges": sorted((u, v) for u, v in self.g.edges),
+        }
+
+
+def format_label(label: tuple[str, int] | None) -> str:
+    """A label as the thesis prints it: ``(3C8P,4)``."""
+    return "" if label is None else f"({label[0]},{label[1]})"
+
+
+def _pool_factor(op: Op) -> int:
+    stride = getattr(op.attrs, "strides", None) or op.attrs.kernel_size
+    return int(stride[0])
+
+
+def _unpool_factor(op: Op) -> int:
+    a = op.attrs
+    if op.op == "repeat_unpool":
+        return int(a.factor[0])
+    if op.op == "upsample":
+        if a.scale_factor is None:
+            raise MergeError("upsample to a fixed size cannot be expressed as an unpooling factor; "
+                             "use scale_factor")
+        return int(a.scale_factor[0])
+    return int(a.strides[0])
+
+
+def apply_transitions(pooling: tuple[int, ...], transitions: tuple[Op, ...], where: str) -> tuple[int, ...]:
+    """Sticky pooling (S1 L1148-1154): pooling pushes its factor, unpooling removes one pooling,
+    a fully connected layer (handled by the caller) clears all."""
+    stack = list(pooling)
+    for op in transitions:
+        if op.op in POOL_OPS:
+            stack.append(_pool_factor(op))
+        elif op.op in UNPOOL_OPS:
+            if not stack:
+                raise MergeError(f"{where}: unpooling ({op.op}) without an earlier pooling has no "
+                                 "label in the thesis's scheme")
+            stack.pop()
+    return tuple(stack)
+
+
+def from_networks(parents: list[Graph], name: str = "merged") -> LayerGraph:
+    """Translate parent networks into one layer graph sharing a single input and output."""
+    if len(parents) < 2:
+        raise MergeError("SPDNN merging needs at least two parent networks")
+    lg = LayerGraph(name)
+    lg.add(INPUT, Block(INPUT, label=("input", 0)))
+    seen_names: set[str] = set()
+    for parent in parents:
+        if parent.name in seen_names:
+            raise MergeError(f"two parents are called {parent.name!r}; parent names must differ")
+        seen_names.add(parent.name)
+    lasts = [_add_parent(lg, parent) for parent in parents]
+    lg.add(OUTPUT, Block(OUTPUT))
+    for last, edge in lasts:
+        lg.connect(last, OUTPUT, edge)
+    lg.parents = [p.name for p in parents]
+    return lg
+
+
+def _add_parent(lg: LayerGraph, parent: Graph) -> tuple[str, Edge]:
+    """Add one parent's blocks; return its last block and the edge to the output."""
+    ins, outs = parent.input_nodes(), parent.output_nodes()
+    if len(ins) != 1 or len(outs) != 1:
+        raise MergeError(f"parent {parent.name!r} has {len(ins)} inputs and {len(outs)} outputs; "
+                         "SPDNN merging takes single-input, single-output parents")
+    in_shape = parent.out_types(ins[0].name)[0].sample_shape
+    out_shape = parent.type_of(parent.inputs_of(outs[0].name)[0]).sample_shape
+    if lg.input_shape and in_shape != lg.input_shape:
+        raise MergeError(f"parent {parent.name!r} takes input {in_shape}, the others {lg.input_shape}; "
+                         "parents must share one input")
+    if lg.output_shape and out_shape != lg.output_shape:
+        raise MergeError(f"parent {parent.name!r} outputs {out_shape}, the others {lg.output_shape}; "
+                         "parents must produce the same output")
+    lg.input_shape, lg.output_shape = in_shape, out_shape
+    # owner[value node] = (block id or INPUT, transitions since that block)
+    owner: dict[str, tuple[str, tuple[Op, ...]]] = {ins[0].name: (INPUT, ())}
+    pooling: dict[str, tuple[int, ...]] = {INPUT: ()}
+    for node in parent:
+        if node.op in ("input", "output"):
+            continue
+        preds = parent.inputs_of(node.name)
+        if len(preds) != 1 or any(v.port for v in preds):
+            raise MergeError(f"parent {parent.name!r}: layer {node.name!r} ({node.op}) joins or splits "
+                             "paths; SPDNN merging takes parents whose layers form chains or trees")
+        src, trans = owner[preds[0].node]
+        op = Op(node.op, node.attrs)
+        if node.op in LAYER_OPS:
+            block_id = f"{parent.name}__{node.name}"
+            where = f"parent {parent.name!r}, layer {node.name!r}"
+            pool = () if node.op == "linear" else apply_transitions(pooling[src], trans, where)
+            width = getattr(node.attrs, "out_channels", None) or node.attrs.out_features
+            lg.add(block_id, Block(LAYER_OPS[node.op], op, (), pool, [Member(parent.name, node.name, width)]))
+            lg.connect(src, block_id, Edge(trans))
+            pooling[block_id] = pool
+            owner[node.name] = (block_id, ())
+        elif src != INPUT and not trans and node.op not in POOL_OPS | UNPOOL_OPS | _RESHAPE_OPS:
+            b = lg.block(src)
+            b.tail = (*b.tail, op)
+            owner[node.name] = (src, ())
+        else:
+            owner[node.name] = (src, (*trans, op))
+    src, trans = owner[parent.inputs_of(outs[0].name)[0].node]
+    if src == INPUT:
+        raise MergeError(f"parent {parent.name!r} has no conv or fully connected layer")
+    return src, Edge(trans)

@@ -1,0 +1,145 @@
+"""The whole SPDNN merge (thesis S1 L1113-1123): parents -> label from input -> contract ->
+label from output -> contract -> widths -> network, with a report of every step."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from spdnn.ir.graph import Graph
+from spdnn.merge.contract import Contraction, LabelKey, contract
+from spdnn.merge.label_input import label_from_input
+from spdnn.merge.label_output import label_from_output
+from spdnn.merge.layer_graph import LayerGraph, MergeError, format_label, from_networks
+from spdnn.merge.to_network import Align, to_network
+from spdnn.merge.widths import fit_budget, member_widths
+from spdnn.summary import Summary, summarize
+
+__all__ = ["MergeOptions", "MergeResult", "merge_networks"]
+
+
+@dataclass(frozen=True)
+class MergeOptions:
+    """Options of :func:`merge_networks`.
+
+    Attributes:
+        key: "paper" merges on the thesis's label (kernel/width, pooling, distance); "extended" also
+            requires equal stride, padding, dilation, groups, normalisation and activation.
+        align: how concatenated tensors of different resolutions are aligned ("pool" or "unpool").
+        width_policy: "max", "min" or "mean" of the members' widths.
+        budget: None, a parameter count, or "largest" (the largest parent's count).
+        head_kernel: kernel of the output head's conv when the last layers do not merge.
+        output_pass: run steps 3-4 (label from the output, contract again); the thesis's S2/S3
+            write-ups stop after the first contraction.
+    """
+
+    key: LabelKey = "paper"
+    align: Align = "pool"
+    width_policy: str = "max"
+    budget: int | Literal["largest"] | None = None
+    head_kernel: int = 3
+    output_pass: bool = True
+
+
+@dataclass
+class MergeResult:
+    """A merged network and how it came about."""
+
+    graph: Graph
+    parents: list[Graph]
+    stages: dict[str, LayerGraph]
+    contractions: list[Contraction]
+    widths: dict[str, int]
+    options: MergeOptions
+    parent_summaries: list[Summary] = field(default_factory=list)
+    summary: Summary | None = None
+
+    @property
+    def final(self) -> LayerGraph:
+        return self.stages["final"]
+
+    def report(self) -> dict[str, Any]:
+        """Merged nodes with labels and origins; parameter and FLOP counts with the reduction."""
+        parents = {s.model: {"params": s.total_params, "flops": s.total_flops} for s in self.parent_summaries}
+        total_p = sum(p["params"] for p in parents.values())
+        total_f = sum(p["flops"] for p in parents.values())
+        merged = {"params": self.summary.total_params, "flops": self.summary.total_flops}
+        final = self.final
+        return {
+            "model": self.graph.name,
+            "options": {k: getattr(self.options, k) for k in self.options.__dataclass_fields__},
+            "nodes": [
+                {"node": n, "label": format_label(final.block(n).label),
+                 "labels": [format_label(h) for h in final.block(n).history],
+                 "width": self.widths.get(n), "from": [str(m) for m in final.block(n).members]}
+                for n in final.layers()
+            ],
+            "refused_merges": [str(r) for c in self.contractions for r in c.refused],
+            "parents": parents,
+            "sum_of_parents": {"params": total_p, "flops": total_f},
+            "merged": merged,
+            "reduction_percent": {
+                "params": round(100 * (1 - merged["params"] / total_p), 2) if total_p else 0.0,
+                "flops": round(100 * (1 - merged["flops"] / total_f), 2) if total_f else 0.0,
+            },
+        }
+
+    def report_markdown(self) -> str:
+        r = self.report()
+        lines = [f"# SPDNN merge: {r['model']}", "",
+                 f"Parents: {', '.join(r['parents'])}. Options: {r['options']}.", "",
+                 "| node | label | labels (input side, output side) | width | from parent layers |",
+                 "|---|---|---|---:|---|"]
+        for n in r["nodes"]:
+            lines.append(f"| {n['node']} | {n['label']} | {' '.join(n['labels'])} | {n['width']} | "
+                         f"{', '.join(n['from'])} |")
+        lines += ["", "| network | params | FLOPs |", "|---|---:|---:|"]
+        for name, c in r["parents"].items():
+            lines.append(f"| {name} | {c['params']:,} | {c['flops']:,} |")
+        lines.append(f"| sum of parents | {r['sum_of_parents']['params']:,} | {r['sum_of_parents']['flops']:,} |")
+        lines.append(f"| **merged** | **{r['merged']['params']:,}** | **{r['merged']['flops']:,}** |")
+        red = r["reduction_percent"]
+        lines += ["", f"Reduction against the sum of parents: {red['params']}% parameters, {red['flops']}% FLOPs."]
+        if r["refused_merges"]:
+            lines += ["", "Refused merges (they would have made a cycle):", *(f"- {x}" for x in r["refused_merges"])]
+        return "\n".join(lines) + "\n"
+
+
+def merge_networks(parents: list[Graph], name: str = "merged", options: MergeOptions | None = None) -> MergeResult:
+    """Merge parent networks into one SPDNN network.
+
+    Raises:
+        MergeError: parents that cannot be merged, or a budget that cannot be met.
+    """
+    options = options or MergeOptions()
+    stages: dict[str, LayerGraph] = {}
+    lg = label_from_input(from_networks(parents, name))
+    stages["parents"] = lg.copy()
+    first = contract(lg, options.key, tag="d")
+    stages["contracted"] = first.graph.copy()
+    contractions = [first]
+    current = first.graph
+    if options.output_pass:
+        label_from_output(current)
+        stages["relabelled"] = current.copy()
+        second = contract(current, options.key, tag="o")
+        contractions.append(second)
+        current = second.graph
+    stages["final"] = current
+    widths = member_widths(current, options.width_policy)
+
+    def build(w: dict[str, int]) -> Graph:
+        return to_network(current, w, options.align, options.head_kernel)
+
+    parent_summaries = [summarize(p) for p in parents]
+    budget = options.budget
+    if budget == "largest":
+        budget = max(s.total_params for s in parent_summaries)
+    if budget is not None:
+        if not isinstance(budget, int) or budget < 1:
+            raise MergeError(f"budget must be a positive parameter count or 'largest', got {budget!r}")
+        widths, _ = fit_budget(current, widths, budget, lambda w: summarize(build(w)).total_params)
+    graph = build(widths)
+    graph.meta["spdnn_merge"] = {"parents": [p.name for p in parents]}
+    return MergeResult(graph, parents, stages, contractions, widths, options, parent_summaries,
+                       summarize(graph))
