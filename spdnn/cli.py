@@ -20,12 +20,32 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=_version())
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    c = sub.add_parser("compile", help="compile specs to torch weights, resolved specs, pictures and a report",
-                       description="Compile each spec and write DIR/<name>.pt (state dict), <name>.yaml "
-                       "(resolved spec), <name>.dot and <name>.mmd (pictures), report.json and report.md.")
+    c = sub.add_parser("compile", help="compile specs (several parents are merged into one SPDNN network)",
+                       description="Compile specs and write DIR/<name>.pt (state dict), <name>.yaml "
+                       "(resolved spec), <name>.dot and <name>.mmd (pictures), report.json and report.md. "
+                       "Several inputs are merged into one semi-parallel network (SPDNN), which adds "
+                       "merge_report.json/.md and a picture of every merge stage; --separate compiles "
+                       "them one by one instead.")
     c.add_argument("inputs", nargs="+", metavar="INPUT", help="YAML spec files")
     c.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
     c.add_argument("--seed", type=int, default=0, help="seed of the initial weights (default 0)")
+    c.add_argument("--separate", action="store_true", help="compile several inputs separately, no merge")
+    m = c.add_argument_group("SPDNN merging (several inputs)")
+    m.add_argument("--name", default="merged", help="name of the merged model (default: merged)")
+    m.add_argument("--label-key", choices=["paper", "extended"], default="paper",
+                   help="merge on the thesis's label (kernel/width, pooling, distance; default) or also "
+                   "require equal stride, padding, normalisation and activation (extended)")
+    m.add_argument("--align", choices=["pool", "unpool"], default="pool",
+                   help="align concatenated resolutions by pooling the larger (default) or "
+                   "repeat-value unpooling the smaller")
+    m.add_argument("--width-policy", choices=["max", "min", "mean"], default="max",
+                   help="width of a merged layer from its members' widths (default max)")
+    m.add_argument("--budget", type=_budget, default=None, metavar="N|largest",
+                   help="rescale widths so the merged network has N parameters (within 2%%), or as many "
+                   "as the largest parent")
+    m.add_argument("--head-kernel", type=int, default=3, help="kernel of the output head conv (default 3)")
+    m.add_argument("--no-output-pass", action="store_true",
+                   help="stop after the first contraction (the thesis's App. A/B write-ups)")
 
     i = sub.add_parser("inspect", help="print the per-layer table of a spec")
     i.add_argument("spec", metavar="SPEC")
@@ -42,13 +62,37 @@ def _version() -> str:
     return f"spdnn {__version__}"
 
 
-def _cmd_compile(args) -> int:
-    from spdnn.compile import compile_specs, write_outputs
+def _budget(text: str) -> int | str:
+    if text == "largest":
+        return text
+    try:
+        value = int(text.replace("_", "").replace(",", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a parameter count or 'largest', got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("the budget must be positive")
+    return value
 
-    models = compile_specs(args.inputs, seed=args.seed)
+
+def _cmd_compile(args) -> int:
+    from spdnn.compile import compile_specs, merge_specs, write_outputs
+    from spdnn.merge import MergeOptions
+
+    if len(args.inputs) > 1 and not args.separate:
+        options = MergeOptions(key=args.label_key, align=args.align, width_policy=args.width_policy,
+                               budget=args.budget, head_kernel=args.head_kernel,
+                               output_pass=not args.no_output_pass)
+        model, result = merge_specs(args.inputs, args.name, options, seed=args.seed)
+        models = [model]
+        red = result.report()["reduction_percent"]
+        print(f"merged {len(args.inputs)} parents into {args.name}: {len(result.stages['parents'].layers())} "
+              f"layers became {len(result.final.layers())} ({red['params']}% fewer parameters than the "
+              "parents together)")
+    else:
+        models = compile_specs(args.inputs, seed=args.seed)
     written = write_outputs(models, args.output)
     for m in models:
-        print(f"{m.graph.name}: {len(m.summary.layers)} layers, {m.summary.total_params:,} params, "
+        print(f"{m.graph.name}: {len(m.summary.layers)} nodes, {m.summary.total_params:,} params, "
               f"{m.summary.total_flops:,} FLOPs")
     print(f"wrote {len(written)} files to {args.output}")
     return 0

@@ -17,10 +17,12 @@ from pathlib import Path
 
 from spdnn.errors import Problem, SpdnnError, SpecError
 from spdnn.ir.graph import Graph
+from spdnn.ir.naming import is_valid_name
+from spdnn.merge import MergeOptions, MergeResult, merge_networks, stage_dot, stage_mermaid
 from spdnn.render import to_dot, to_mermaid
 from spdnn.summary import Summary, summarize
 
-__all__ = ["CompiledModel", "compile_specs", "write_outputs"]
+__all__ = ["CompiledModel", "compile_graph", "compile_specs", "load_all", "merge_specs", "write_outputs"]
 
 
 @dataclass
@@ -32,10 +34,8 @@ class CompiledModel:
     files: dict[str, bytes] = field(default_factory=dict)
 
 
-def compile_specs(paths: Iterable[str | Path], seed: int = 0) -> list[CompiledModel]:
-    """Compile each spec separately. Raises SpecError listing the problems of every input."""
-    from spdnn.backends.torch_exporter import build_torch_module, state_dict_bytes
-    from spdnn.backends.yaml_exporter import dump_spec
+def load_all(paths: Iterable[str | Path]) -> list[Graph]:
+    """Load every spec, collecting the problems of all of them into one SpecError."""
     from spdnn.frontends.yaml_importer import load_spec
 
     graphs: list[Graph] = []
@@ -53,17 +53,51 @@ def compile_specs(paths: Iterable[str | Path], seed: int = 0) -> list[CompiledMo
         seen[g.name] = g.meta.get("file", "<spec>")
     if problems:
         raise SpecError(problems)
-    models = []
-    for g in graphs:
-        summary = summarize(g)
-        module = build_torch_module(g, seed=seed)
-        models.append(CompiledModel(g, summary, {
-            f"{g.name}.pt": state_dict_bytes(module),
-            f"{g.name}.yaml": dump_spec(g).encode(),
-            f"{g.name}.dot": to_dot(g).encode(),
-            f"{g.name}.mmd": to_mermaid(g).encode(),
-        }))
-    return models
+    return graphs
+
+
+def compile_graph(graph: Graph, seed: int = 0) -> CompiledModel:
+    """Artefacts of one model: state dict, resolved spec, DOT and Mermaid pictures."""
+    from spdnn.backends.torch_exporter import build_torch_module, state_dict_bytes
+    from spdnn.backends.yaml_exporter import dump_spec
+
+    module = build_torch_module(graph, seed=seed)
+    return CompiledModel(graph, summarize(graph), {
+        f"{graph.name}.pt": state_dict_bytes(module),
+        f"{graph.name}.yaml": dump_spec(graph).encode(),
+        f"{graph.name}.dot": to_dot(graph).encode(),
+        f"{graph.name}.mmd": to_mermaid(graph).encode(),
+    })
+
+
+def compile_specs(paths: Iterable[str | Path], seed: int = 0) -> list[CompiledModel]:
+    """Compile each spec separately. Raises SpecError listing the problems of every input."""
+    return [compile_graph(g, seed) for g in load_all(paths)]
+
+
+def merge_specs(paths: Iterable[str | Path], name: str, options: MergeOptions | None = None,
+                seed: int = 0) -> tuple[CompiledModel, MergeResult]:
+    """Merge the specs' networks into one SPDNN network and compile it; the artefacts add the
+    merge report and a picture of every stage."""
+    if not is_valid_name(name):
+        raise SpdnnError(f"merged model name {name!r} must be an identifier (letters, digits, _)")
+    result = merge_networks(load_all(paths), name, options)
+    model = compile_graph(result.graph, seed)
+    model.files["merge_report.json"] = (json.dumps(result.report(), indent=2) + "\n").encode()
+    model.files["merge_report.md"] = result.report_markdown().encode()
+    for i, (stage, lg) in enumerate(result.stages.items(), start=1):
+        title = f"{name}: stage {i}, {_STAGE_TITLES[stage]}"
+        model.files[f"{name}.stage{i}_{stage}.dot"] = stage_dot(lg, title).encode()
+        model.files[f"{name}.stage{i}_{stage}.mmd"] = stage_mermaid(lg, title).encode()
+    return model, result
+
+
+_STAGE_TITLES = {
+    "parents": "parents in parallel, labelled from the input",
+    "contracted": "after the first contraction",
+    "relabelled": "labelled from the output",
+    "final": "after the second contraction",
+}
 
 
 def reports(models: list[CompiledModel]) -> dict[str, bytes]:

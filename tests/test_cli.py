@@ -45,7 +45,7 @@ def test_compile_writes_every_output(tmp_path):
 
 
 def test_compile_all_shipped_specs_in_one_call(tmp_path):
-    proc = run("compile", *map(str, SPECS), "-o", str(tmp_path))
+    proc = run("compile", "--separate", *map(str, SPECS), "-o", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     assert f"wrote {4 * len(SPECS) + 2} files" in proc.stdout
     assert len(json.loads((tmp_path / "report.json").read_text())["models"]) == len(SPECS)

@@ -47,6 +47,19 @@ EXPECTED = {
 }
 
 
+def iris_parent(kernels: list[int]) -> int:
+    """App. D parent (reference 6.9(d), 7.1): hidden convs without bias + BN, 3x3 1-channel output."""
+    hidden = kernels[:-1]
+    return (conv(1, 16, hidden[0], False) + sum(conv(16, 16, k, False) for k in hidden[1:])
+            + 32 * len(hidden) + conv(16, 1, 3))
+
+
+for _name, _kernels in {"p1": [3, 5, 7, 9, 7, 5, 3], "p2": [3, 5, 7, 9, 11, 9, 7, 5, 3],
+                        "p3": [3, 5, 7, 9, 11, 13, 11, 9, 7, 5, 3],
+                        "p4": [3, 5, 7, 9, 11, 13, 15, 13, 11, 9, 7, 5, 3]}.items():
+    EXPECTED[_name] = (iris_parent(_kernels), {"mask": (1, 96, 128)})
+
+
 def test_every_shipped_spec_has_expected_values():
     assert sorted(EXPECTED) == sorted(SPEC)
 

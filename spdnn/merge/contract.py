@@ -139,9 +139,8 @@ def _build(lg: LayerGraph, members: list[list[str]], group_of: dict[str, int], t
             name = unique_name(f"{first.slug}_{tag}{first.label[1]}", taken | set(lg.g))
         taken.add(name)
         names.append(name)
-        history = list(dict.fromkeys(h for n in nodes for h in lg.block(n).history))
         out.add(name, Block(first.kind, first.layer, first.tail, first.pooling,
-                            [m for n in nodes for m in lg.block(n).members], first.label, history))
+                            [m for n in nodes for m in lg.block(n).members], first.label))
     for u, v in lg.g.edges:  # in insertion order of edges: the first parent's transitions win
         gu, gv = names[group_of[u]], names[group_of[v]]
         if gu != gv:

@@ -34,7 +34,6 @@ def label_from_input(lg: LayerGraph) -> LayerGraph:
         else:
             distance[n] = 1 + max(distance[p] for p in lg.predecessors(n))
         block.label = (block.structure, distance[n])
-        block.history.append(block.label)
     return lg
 
 

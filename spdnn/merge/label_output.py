@@ -35,7 +35,6 @@ def label_from_output(lg: LayerGraph) -> LayerGraph:
             block.label = None
         else:
             block.label = (block.structure, distance[n])
-            block.history.append(block.label)
     return lg
 
 

@@ -70,7 +70,6 @@ class Block:
         pooling: the sticky pooling stack of the data this layer sees (factors, innermost last).
         members: parent layers merged into this block.
         label: (structure, distance) of the latest labelling.
-        history: every label this block (or its members) carried, oldest first.
     """
 
     kind: str
@@ -79,7 +78,6 @@ class Block:
     pooling: tuple[int, ...] = ()
     members: list[Member] = field(default_factory=list)
     label: tuple[str, int] | None = None
-    history: list[tuple[str, int]] = field(default_factory=list)
 
     @property
     def kernel(self) -> tuple[int, int] | None:
@@ -184,7 +182,7 @@ class LayerGraph:
         other.input_shape, other.output_shape, other.parents = self.input_shape, self.output_shape, list(self.parents)
         for n in sorted(self.g, key=lambda n: self.g.nodes[n]["index"]):
             b = self.block(n)
-            other.add(n, Block(b.kind, b.layer, b.tail, b.pooling, list(b.members), b.label, list(b.history)))
+            other.add(n, Block(b.kind, b.layer, b.tail, b.pooling, list(b.members), b.label))
         for u, v in self.g.edges:
             other.connect(u, v, self.edge(u, v))
         return other

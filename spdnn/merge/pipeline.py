@@ -70,7 +70,7 @@ class MergeResult:
             "options": {k: getattr(self.options, k) for k in self.options.__dataclass_fields__},
             "nodes": [
                 {"node": n, "label": format_label(final.block(n).label),
-                 "labels": [format_label(h) for h in final.block(n).history],
+                 "input_side_labels": self._input_labels(n),
                  "width": self.widths.get(n), "from": [str(m) for m in final.block(n).members]}
                 for n in final.layers()
             ],
@@ -84,14 +84,20 @@ class MergeResult:
             },
         }
 
+    def _input_labels(self, node: str) -> list[str]:
+        """Distinct input-side labels of the parent layers merged into ``node``."""
+        first = self.stages["parents"]
+        labels = (first.block(f"{m.parent}__{m.layer}").label for m in self.final.block(node).members)
+        return list(dict.fromkeys(format_label(lb) for lb in labels))
+
     def report_markdown(self) -> str:
         r = self.report()
         lines = [f"# SPDNN merge: {r['model']}", "",
                  f"Parents: {', '.join(r['parents'])}. Options: {r['options']}.", "",
-                 "| node | label | labels (input side, output side) | width | from parent layers |",
+                 "| node | final label | input-side labels | width | from parent layers |",
                  "|---|---|---|---:|---|"]
         for n in r["nodes"]:
-            lines.append(f"| {n['node']} | {n['label']} | {' '.join(n['labels'])} | {n['width']} | "
+            lines.append(f"| {n['node']} | {n['label']} | {' '.join(n['input_side_labels'])} | {n['width']} | "
                          f"{', '.join(n['from'])} |")
         lines += ["", "| network | params | FLOPs |", "|---|---:|---:|"]
         for name, c in r["parents"].items():

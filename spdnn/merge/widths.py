@@ -8,8 +8,9 @@ Rules:
      width is scaled by one common factor, found by bisection, so the merged network's trainable
      parameter count lands within 2% of the budget (widths are rounded, at least 1). The thesis
      gives no procedure; a common multiplier keeps the parents' width proportions.
-  4. When rounding leaves the count outside 2% (small networks, where one channel is a large
-     step), single widths are moved by one channel at a time, widest first, towards the budget.
+  4. When rounding leaves the count outside 2% (equal widths all step together, and one channel
+     can be a large step), single widths are then moved by one channel at a time, each time the
+     move that comes closest to the budget.
 """
 
 from __future__ import annotations
@@ -81,20 +82,21 @@ def fit_budget(lg: LayerGraph, widths: dict[str, int], budget: int,
 
 def _fine_tune(widths: dict[str, int], fixed: set[str], budget: int,
                count: Callable[[dict[str, int]], int]) -> tuple[dict[str, int], int]:
-    """Move single widths by +-1 (widest first) while that brings the count closer to budget
-    (at most 20 moves)."""
+    """Greedy: each round, move the one width (by +-1 channel) that brings the count closest to
+    the budget; stop when no move helps or after 50 rounds."""
     params = count(widths)
-    free = sorted((n for n in widths if n not in fixed), key=lambda n: -widths[n])
-    improved, rounds = True, 0
-    while improved and rounds < 20:
-        improved, rounds = False, rounds + 1
+    free = [n for n in widths if n not in fixed]
+    for _ in range(50):
         step = 1 if params < budget else -1
-        for n in free:
-            if widths[n] + step < 1:
-                continue
-            trial = {**widths, n: widths[n] + step}
-            p = count(trial)
-            if abs(p - budget) < abs(params - budget):
-                widths, params, improved = trial, p, True
-                break
+        moves = [{**widths, n: widths[n] + step} for n in free if widths[n] + step >= 1]
+        scored = [(abs(count(m) - budget), i) for i, m in enumerate(moves)]
+        if not scored:
+            break
+        gap, i = min(scored)
+        if gap >= abs(params - budget):
+            break
+        widths = moves[i]
+        params = count(widths)
+        if gap <= TOLERANCE * budget / 4:
+            break
     return widths, params
