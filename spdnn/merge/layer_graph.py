@@ -13,6 +13,7 @@ Rules of the translation from an IR network (thesis S1 R1-R3, S3 L3379-3382):
 from __future__ import annotations
 
 import itertools
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,8 +44,9 @@ class Op:
     op: str
     attrs: OpAttrs
 
-    def signature(self) -> tuple:
-        return (self.op, tuple(sorted(self.attrs.model_dump(mode="json").items(), key=str)))
+    def signature(self) -> tuple[str, str]:
+        """Hashable identity of the op and its attributes."""
+        return (self.op, json.dumps(self.attrs.model_dump(mode="json"), sort_keys=True))
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,8 @@ class Block:
         kind: "input", "output", or the layer letter: C (conv), T (transposed conv), F (FC).
         layer: the layer op (conv2d/linear/...) of the first member, the template when rebuilding.
         tail: ops after the layer (BN, activation, dropout), from the first member.
-        pooling: the sticky pooling stack of the data this layer sees (factors, innermost last).
+        pooling: the sticky pooling stack of the data this layer sees (innermost last; +f pooling,
+            -f an unpooling with no pooling to remove).
         members: parent layers merged into this block.
         label: (structure, distance) of the latest labelling.
     """
@@ -92,10 +95,8 @@ class Block:
             return f"{self.layer.attrs.out_features}F"
         kh, kw = self.kernel
         size = f"{kh}" if kh == kw else f"{kh}x{kw}"
-        pool = 1
-        for f in self.pooling:
-            pool *= f
-        return f"{size}{self.kind}" + (f"{pool}P" if pool > 1 else "")
+        pool, unpool = _products(self.pooling)
+        return f"{size}{self.kind}" + (f"{pool}P" if pool > 1 else "") + (f"{unpool}U" if unpool > 1 else "")
 
     @property
     def slug(self) -> str:
@@ -115,10 +116,20 @@ def _slug(block: Block) -> str:
     if block.kind == "F":
         return f"f{block.layer.attrs.out_features}"
     kh, kw = block.kernel
-    pool = 1
-    for f in block.pooling:
-        pool *= f
-    return f"{block.kind.lower()}{kh}" + ("" if kh == kw else f"_{kw}") + (f"p{pool}" if pool > 1 else "")
+    pool, unpool = _products(block.pooling)
+    return (f"{block.kind.lower()}{kh}" + ("" if kh == kw else f"_{kw}") + (f"p{pool}" if pool > 1 else "")
+            + (f"u{unpool}" if unpool > 1 else ""))
+
+
+def _products(stack: tuple[int, ...]) -> tuple[int, int]:
+    """(product of poolings, product of unmatched unpoolings) of a pooling stack."""
+    pool = unpool = 1
+    for f in stack:
+        if f > 0:
+            pool *= f
+        else:
+            unpool *= -f
+    return pool, unpool
 
 
 @dataclass
@@ -218,18 +229,28 @@ def _unpool_factor(op: Op) -> int:
     return int(a.strides[0])
 
 
-def apply_transitions(pooling: tuple[int, ...], transitions: tuple[Op, ...], where: str) -> tuple[int, ...]:
+def apply_transitions(pooling: tuple[int, ...], transitions: tuple[Op, ...]) -> tuple[int, ...]:
     """Sticky pooling (S1 L1148-1154): pooling pushes its factor, unpooling removes one pooling,
-    a fully connected layer (handled by the caller) clears all."""
+    a fully connected layer (handled by the caller) clears all.
+
+    The stack holds +f for a pooling and -f for an unpooling that had no pooling to remove (the
+    thesis leaves that case undefined, reference 6.10(4); e.g. upsampling after a strided conv):
+    it shows in the label as ``fU`` (U = un-pooling, S1 L1140) and a later pooling removes it.
+    """
     stack = list(pooling)
     for op in transitions:
         if op.op in POOL_OPS:
-            stack.append(_pool_factor(op))
+            f = _pool_factor(op)
+            if stack and stack[-1] < 0:
+                stack.pop()
+            else:
+                stack.append(f)
         elif op.op in UNPOOL_OPS:
-            if not stack:
-                raise MergeError(f"{where}: unpooling ({op.op}) without an earlier pooling has no "
-                                 "label in the thesis's scheme")
-            stack.pop()
+            f = _unpool_factor(op)
+            if stack and stack[-1] > 0:
+                stack.pop()
+            else:
+                stack.append(-f)
     return tuple(stack)
 
 
@@ -281,8 +302,7 @@ def _add_parent(lg: LayerGraph, parent: Graph) -> tuple[str, Edge]:
         op = Op(node.op, node.attrs)
         if node.op in LAYER_OPS:
             block_id = f"{parent.name}__{node.name}"
-            where = f"parent {parent.name!r}, layer {node.name!r}"
-            pool = () if node.op == "linear" else apply_transitions(pooling[src], trans, where)
+            pool = () if node.op == "linear" else apply_transitions(pooling[src], trans)
             width = getattr(node.attrs, "out_channels", None) or node.attrs.out_features
             lg.add(block_id, Block(LAYER_OPS[node.op], op, (), pool, [Member(parent.name, node.name, width)]))
             lg.connect(src, block_id, Edge(trans))
