@@ -13,7 +13,7 @@ from spdnn.ir import meta as M
 from spdnn.ir.graph import Graph
 from spdnn.passes.infer_shapes import infer_shapes
 
-__all__ = ["LayerStats", "Summary", "summarize", "count_params"]
+__all__ = ["LayerStats", "Summary", "summarize", "count_params", "totals"]
 
 
 @dataclass(frozen=True)
@@ -105,4 +105,13 @@ def summarize(graph: Graph) -> Summary:
 
 def count_params(graph: Graph) -> int:
     """Trainable parameters of ``graph``."""
-    return summarize(graph).total_params
+    return totals(graph)[0]
+
+
+def totals(graph: Graph) -> tuple[int, int]:
+    """(trainable parameters, FLOPs per sample) of ``graph``, without building per-layer rows."""
+    names = graph.topo_order()
+    if any(M.PARAMS not in graph.meta_of(n) for n in names):
+        infer_shapes(graph)
+    metas = [graph.meta_of(n) for n in names]
+    return sum(m[M.PARAMS] for m in metas), sum(m[M.FLOPS] for m in metas)

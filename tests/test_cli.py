@@ -145,3 +145,61 @@ def test_core_import_does_not_load_torch_or_onnx():
             "assert not bad, bad" % str(BASELINE))
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ})
     assert proc.returncode == 0, proc.stderr
+
+
+IRIS = sorted((ROOT / "specs" / "iris").glob("*.yaml"))
+
+
+def test_compile_several_parents_merges_them(tmp_path):
+    proc = run("compile", *map(str, IRIS), "-o", str(tmp_path), "--name", "iris_fcdnn", "--budget", "largest")
+    assert proc.returncode == 0, proc.stderr
+    assert "merged 4 parents into iris_fcdnn: 40 layers became 13" in proc.stdout
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == sorted([
+        "iris_fcdnn.pt", "iris_fcdnn.yaml", "iris_fcdnn.dot", "iris_fcdnn.mmd", "report.json", "report.md",
+        "merge_report.json", "merge_report.md",
+        *(f"iris_fcdnn.stage{i}_{s}.{ext}" for i, s in enumerate(["parents", "contracted", "relabelled", "final"], 1)
+          for ext in ("dot", "mmd")),
+    ])
+    merge = json.loads((tmp_path / "merge_report.json").read_text())
+    assert merge["options"]["budget"] == "largest"
+    largest = max(p["params"] for p in merge["parents"].values())
+    assert abs(merge["merged"]["params"] - largest) <= 0.02 * largest
+    stage1 = (tmp_path / "iris_fcdnn.stage1_parents.dot").read_text()
+    assert '"iris_p4__conv8" [label="(13C,8)\\niris_p4__conv8\\niris_p4.conv8"];' in stage1
+    final = (tmp_path / "iris_fcdnn.stage4_final.mmd").read_text()
+    assert 'c7_o3(["(7C,3)<br/>c7_o3<br/>' in final and "c9_d4 --> c7_o3" in final
+    # the merged model's resolved spec compiles again, its weights load
+    state = torch.load(tmp_path / "iris_fcdnn.pt", weights_only=True)
+    spdnn.build_torch(spdnn.load_spec(tmp_path / "iris_fcdnn.yaml")).load_state_dict(state)
+
+
+def test_separate_flag_compiles_parents_one_by_one(tmp_path):
+    assert main(["compile", "--separate", *map(str, IRIS[:2]), "-o", str(tmp_path)]) == 0
+    assert (tmp_path / "iris_p1.pt").exists() and (tmp_path / "iris_p2.pt").exists()
+    assert not (tmp_path / "merge_report.json").exists()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--budget", "lots"], "expected a parameter count or 'largest'"),
+    (["--budget", "0"], "the budget must be positive"),
+    (["--align", "crop"], "invalid choice: 'crop'"),
+    (["--name", "my model"], "merged model name 'my model' must be an identifier"),
+])
+def test_bad_merge_options_exit_2(tmp_path, args, message):
+    proc = run("compile", *map(str, IRIS[:2]), "-o", str(tmp_path / "o"), *args)
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_unmergeable_parents_exit_2(tmp_path):
+    proc = run("compile", str(IRIS[0]), str(BASELINE), "-o", str(tmp_path / "o"))
+    assert proc.returncode == 2
+    assert "parents must share one input" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_merge_benchmark_script_runs():
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "merge_scaling.py"), "--quick"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"size ratio 10\.0, time ratio [\d.]+", proc.stdout)

@@ -229,9 +229,8 @@ class Graph:
 
     def inputs_of(self, name: str) -> list[Value]:
         """Producers feeding ``name``, ordered by input slot."""
-        edges = sorted(
-            ((k, u, d["src_port"]) for u, _, k, d in self._g.in_edges(name, keys=True, data=True))
-        )
+        edges = sorted((k, u, d["src_port"]) for u, keys in self._g.pred[name].items()
+                       for k, d in keys.items())
         return [Value(u, p) for _, u, p in edges]
 
     def users_of(self, name: str) -> list[tuple[str, int, int]]:

@@ -130,13 +130,13 @@ def _build(lg: LayerGraph, members: list[list[str]], group_of: dict[str, int], t
     out = LayerGraph(lg.name)
     out.input_shape, out.output_shape, out.parents = lg.input_shape, lg.output_shape, list(lg.parents)
     names: list[str] = []
-    taken: set[str] = set()
+    taken: set[str] = set(lg.g)  # merged names must not collide with any kept node id
     for nodes in members:
         first = lg.block(nodes[0])
         if len(nodes) == 1:
             name = nodes[0]
         else:
-            name = unique_name(f"{first.slug}_{tag}{first.label[1]}", taken | set(lg.g))
+            name = unique_name(f"{first.slug}_{tag}{first.label[1]}", taken)
         taken.add(name)
         names.append(name)
         out.add(name, Block(first.kind, first.layer, first.tail, first.pooling,

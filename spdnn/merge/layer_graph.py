@@ -152,13 +152,16 @@ class LayerGraph:
         self.input_shape: tuple[int, ...] = ()
         self.output_shape: tuple[int, ...] = ()
         self.parents: list[str] = []
+        self._order: list[str] | None = None
 
     def add(self, node_id: str, block: Block) -> None:
         self.g.add_node(node_id, block=block, index=next(self._counter))
+        self._order = None
 
     def connect(self, u: str, v: str, edge: Edge | None = None) -> None:
         if not self.g.has_edge(u, v):
             self.g.add_edge(u, v, edge=edge or Edge())
+            self._order = None
 
     def block(self, node_id: str) -> Block:
         return self.g.nodes[node_id]["block"]
@@ -167,8 +170,11 @@ class LayerGraph:
         return self.g.edges[u, v]["edge"]
 
     def order(self) -> list[str]:
-        index = self.g.nodes
-        return list(nx.lexicographical_topological_sort(self.g, key=lambda n: index[n]["index"]))
+        """Topological order, ties broken by insertion (cached until the structure changes)."""
+        if self._order is None:
+            index = self.g.nodes
+            self._order = list(nx.lexicographical_topological_sort(self.g, key=lambda n: index[n]["index"]))
+        return list(self._order)
 
     def predecessors(self, node_id: str) -> list[str]:
         index = self.g.nodes

@@ -13,7 +13,7 @@ from spdnn.merge.label_output import label_from_output
 from spdnn.merge.layer_graph import LayerGraph, MergeError, format_label, from_networks
 from spdnn.merge.to_network import Align, to_network
 from spdnn.merge.widths import fit_budget, member_widths
-from spdnn.summary import Summary, summarize
+from spdnn.summary import Summary, summarize, totals
 
 __all__ = ["MergeOptions", "MergeResult", "merge_networks"]
 
@@ -51,7 +51,7 @@ class MergeResult:
     contractions: list[Contraction]
     widths: dict[str, int]
     options: MergeOptions
-    parent_summaries: list[Summary] = field(default_factory=list)
+    parent_totals: dict[str, tuple[int, int]] = field(default_factory=dict)
     summary: Summary | None = None
 
     @property
@@ -60,7 +60,7 @@ class MergeResult:
 
     def report(self) -> dict[str, Any]:
         """Merged nodes with labels and origins; parameter and FLOP counts with the reduction."""
-        parents = {s.model: {"params": s.total_params, "flops": s.total_flops} for s in self.parent_summaries}
+        parents = {name: {"params": p, "flops": f} for name, (p, f) in self.parent_totals.items()}
         total_p = sum(p["params"] for p in parents.values())
         total_f = sum(p["flops"] for p in parents.values())
         merged = {"params": self.summary.total_params, "flops": self.summary.total_flops}
@@ -137,15 +137,15 @@ def merge_networks(parents: list[Graph], name: str = "merged", options: MergeOpt
     def build(w: dict[str, int]) -> Graph:
         return to_network(current, w, options.align, options.head_kernel)
 
-    parent_summaries = [summarize(p) for p in parents]
+    parent_totals = {p.name: totals(p) for p in parents}
     budget = options.budget
     if budget == "largest":
-        budget = max(s.total_params for s in parent_summaries)
+        budget = max(p for p, _ in parent_totals.values())
     if budget is not None:
         if not isinstance(budget, int) or budget < 1:
             raise MergeError(f"budget must be a positive parameter count or 'largest', got {budget!r}")
-        widths, _ = fit_budget(current, widths, budget, lambda w: summarize(build(w)).total_params)
+        widths, _ = fit_budget(current, widths, budget, lambda w: totals(build(w))[0])
     graph = build(widths)
     graph.meta["spdnn_merge"] = {"parents": [p.name for p in parents]}
-    return MergeResult(graph, parents, stages, contractions, widths, options, parent_summaries,
+    return MergeResult(graph, parents, stages, contractions, widths, options, parent_totals,
                        summarize(graph))
