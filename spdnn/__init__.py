@@ -7,6 +7,8 @@ The facade::
     print(spdnn.summarize(graph).to_text())                          # per-layer table
     module = spdnn.build_torch(graph, seed=0)                        # trainable nn.Module
     spdnn.count_params(graph) == sum(p.numel() for p in module.parameters())
+    parents = [spdnn.load_spec(f"specs/iris/p{i}.yaml") for i in (1, 2, 3, 4)]
+    merged = spdnn.merge_networks(parents, "iris_fcdnn").graph          # SPDNN merge
 
 Importing spdnn does not import torch; ``build_torch`` does, on first use.
 """
@@ -29,6 +31,7 @@ from spdnn.errors import (
 from spdnn.ir import Graph, Node, TensorType, Value
 from spdnn.ops import all_ops, get_op
 from spdnn.passes import PASSES, Pass, PassManager, PassResult, get_pass, infer_shapes
+from spdnn.merge import MergeOptions, MergeResult, merge_networks
 from spdnn.summary import Summary, count_params, summarize
 
 if TYPE_CHECKING:
@@ -37,10 +40,10 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
-    "ExportError", "Graph", "Node", "PASSES", "Pass", "PassError", "PassManager", "PassResult",
+    "ExportError", "Graph", "MergeOptions", "MergeResult", "Node", "PASSES", "Pass", "PassError", "PassManager", "PassResult",
     "Problem", "ShapeError", "SpdnnError", "SpecError", "Summary", "TensorType", "UnknownOpError",
     "Value", "VerifyError", "__version__", "all_ops", "build_torch", "count_params", "get_op",
-    "get_pass", "infer_shapes", "load_spec", "load_spec_text", "run_passes", "summarize",
+    "get_pass", "infer_shapes", "load_spec", "load_spec_text", "merge_networks", "run_passes", "summarize",
 ]
 
 

@@ -5,10 +5,10 @@ import spdnn
 
 def test_public_names_are_pinned():
     assert sorted(spdnn.__all__) == sorted([
-        "ExportError", "Graph", "Node", "PASSES", "Pass", "PassError", "PassManager", "PassResult",
+        "ExportError", "Graph", "MergeOptions", "MergeResult", "Node", "PASSES", "Pass", "PassError", "PassManager", "PassResult",
         "Problem", "ShapeError", "SpdnnError", "SpecError", "Summary", "TensorType", "UnknownOpError",
         "Value", "VerifyError", "__version__", "all_ops", "build_torch", "count_params", "get_op",
-        "get_pass", "infer_shapes", "load_spec", "load_spec_text", "run_passes", "summarize",
+        "get_pass", "infer_shapes", "load_spec", "load_spec_text", "merge_networks", "run_passes", "summarize",
     ])
     for name in spdnn.__all__:
         assert getattr(spdnn, name) is not None
