@@ -29,9 +29,9 @@ from spdnn.errors import (
     VerifyError,
 )
 from spdnn.ir import Graph, Node, TensorType, Value
+from spdnn.merge import MergeOptions, MergeResult, merge_networks
 from spdnn.ops import all_ops, get_op
 from spdnn.passes import PASSES, Pass, PassManager, PassResult, get_pass, infer_shapes
-from spdnn.merge import MergeOptions, MergeResult, merge_networks
 from spdnn.summary import Summary, count_params, summarize
 
 if TYPE_CHECKING:

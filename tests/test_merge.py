@@ -5,11 +5,17 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import ROOT
 
 import spdnn
-from conftest import ROOT
 from spdnn.merge import (
-    MergeError, MergeOptions, contract, format_label, from_networks, label_from_input, label_from_output,
+    MergeError,
+    MergeOptions,
+    contract,
+    format_label,
+    from_networks,
+    label_from_input,
+    label_from_output,
     merge_networks,
 )
 
@@ -283,3 +289,32 @@ def test_parents_with_joins_are_refused():
     spdnn.infer_shapes(g)
     with pytest.raises(MergeError, match="joins or splits paths"):
         merge_networks([g, chain("c", [conv(3, width=1)], shape=(1, 8, 8))])
+
+
+DEPTH = [spdnn.load_spec(ROOT / "specs" / "depth" / f"net{i}.yaml") for i in range(1, 9)]
+
+
+def test_app_b_depth_labels_on_the_shipped_parents():
+    got = labels(label_from_input(from_networks(DEPTH)))
+    assert {got[f"depth_net{i}__conv1"] for i in range(1, 9)} == {"(3C,1)"}           # A, L3419
+    assert got["depth_net2__conv4"] == got["depth_net6__conv4"] == "(3C2P,4)"        # K, L3420-3421
+    assert got["depth_net4__conv4"] == "(3C8P,4)"                                     # L3401-3406
+    assert got["depth_net5__fc5"] == "(30F,5)"                                        # FC clears pooling
+    assert got["depth_net2__conv6"] == "(3C,6)"                                       # unpooling removed 2P
+
+
+def test_app_b_depth_merge_topology():
+    result = merge_networks(DEPTH, "depth_spdnn")
+    first = result.stages["contracted"]
+    assert first.successors("c3_d1") == ["c3_d2", "c3p2_d2", "c3p4_d2", "c3p8_d2"]  # A -> B, C, D, E (L3428-3430)
+    g = result.graph
+    joins = {n.name: [str(v) for v in g.inputs_of(n.name)] for n in g.nodes("concat")}
+    # N and O: "the outputs of nodes J, K, L, and M are concatenated" (L3444-3448)
+    assert joins["f30_d5_concat"] == ["c3_d4_flatten", "c3p2_d4_flatten", "c3p4_d4_flatten", "c3p8_d4_flatten"]
+    assert joins["c3_d6_concat"] == ["depth_net1__conv5_relu", "depth_net2__conv5_repeat_unpool",
+                                     "depth_net3__conv5_repeat_unpool", "depth_net4__conv5_repeat_unpool"]
+    assert joins["head_concat"] == ["c3_d6", "f21120_d6_reshape"]
+    assert g.node("head").attrs.out_channels == 1 and g.inputs_of("output")[0].node == "head_sigmoid"
+    module = spdnn.build_torch(g).eval()
+    with torch.no_grad():
+        assert module(torch.rand(2, 2, 80, 264)).shape == (2, 1, 80, 264)

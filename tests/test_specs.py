@@ -25,6 +25,7 @@ def fc(fin, fout):
     return fin * fout + fout
 
 
+
 # Parameter counts derived by hand from each table's widths and kernels.
 EXPECTED = {
     # seed 000 Table 4: conv 5x5 1->5, conv 5x5 5->5, FC 4*4*5 -> 10
@@ -58,6 +59,18 @@ for _name, _kernels in {"p1": [3, 5, 7, 9, 7, 5, 3], "p2": [3, 5, 7, 9, 11, 9, 7
                         "p3": [3, 5, 7, 9, 11, 13, 11, 9, 7, 5, 3],
                         "p4": [3, 5, 7, 9, 11, 13, 15, 13, 11, 9, 7, 5, 3]}.items():
     EXPECTED[_name] = (iris_parent(_kernels), {"mask": (1, 96, 128)})
+
+
+def depth_parent(pool: int, dense: bool) -> int:
+    """App. B reconstruction (specs/depth/README.md): 2-channel input, width 8, BN after every conv."""
+    left = conv(2, 8, 3) + 3 * conv(8, 8, 3) + 4 * 16
+    if dense:
+        return left + fc(8 * (80 // pool) * (264 // pool), 30) + fc(30, 80 * 264)
+    return left + conv(8, 8, 3) + 16 + conv(8, 1, 3)
+
+
+for _i, (_pool, _dense) in enumerate([(p, d) for d in (False, True) for p in (1, 2, 4, 8)], start=1):
+    EXPECTED[f"net{_i}"] = (depth_parent(_pool, _dense), {"depth": (1, 80, 264)})
 
 
 def test_every_shipped_spec_has_expected_values():

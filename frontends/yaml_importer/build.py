@@ -232,7 +232,7 @@ def _outputs(doc, spec: SpecDocument, names: list[str], inputs, problems) -> dic
             problems.append(doc.problem(path, f"output name {name!r} must be an identifier", at_key=True))
         elif name in known:
             problems.append(doc.problem(path, f"output name {name!r} is also a layer or input name; "
-                                        "outputs need their own names (outputs: {{logits: fc}})", at_key=True))
+                                        "outputs need their own names (outputs: {logits: fc})", at_key=True))
         layer = ref.partition(":")[0]
         if layer not in known:
             hint = suggest(layer, list(known))

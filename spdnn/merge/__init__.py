@@ -9,7 +9,14 @@ runs them all.
 from spdnn.merge.contract import Contraction, ContractPass, Refusal, contract
 from spdnn.merge.label_input import LabelFromInputPass, label_from_input
 from spdnn.merge.label_output import LabelFromOutputPass, label_from_output
-from spdnn.merge.layer_graph import Block, LayerGraph, MergeError, Member, format_label, from_networks
+from spdnn.merge.layer_graph import (
+    Block,
+    LayerGraph,
+    Member,
+    MergeError,
+    format_label,
+    from_networks,
+)
 from spdnn.merge.pipeline import MergeOptions, MergeResult, merge_networks
 from spdnn.merge.render import stage_dot, stage_mermaid
 from spdnn.merge.to_network import to_network
