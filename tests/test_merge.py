@@ -21,6 +21,7 @@ from spdnn.merge import (
 
 APPA = [spdnn.load_spec(ROOT / "specs" / "iris_appa" / f"{n}.yaml") for n in ("net1_7x7", "net2_3x3", "net3_growing")]
 IRIS = [spdnn.load_spec(ROOT / "specs" / "iris" / f"p{i}.yaml") for i in (1, 2, 3, 4)]
+DEPTH = [spdnn.load_spec(ROOT / "specs" / "depth" / f"net{i}.yaml") for i in range(1, 9)]
 
 
 def labels(lg) -> dict[str, str]:
@@ -157,6 +158,25 @@ def test_iris_merge_structure_is_u_net_like():
     assert result.graph.inputs_of("output")[0].node == "c3_o1_sigmoid"
 
 
+def test_app_a_merged_structure_every_node_and_edge():
+    final = merge_networks(APPA, "appa").final
+    net1 = [f"net1_7x7__conv{i}" for i in (1, 2, 4, 5, 6, 7, 8)]
+    net2 = [f"net2_3x3__conv{i}" for i in range(2, 7)]
+    net3 = ["net3_growing__conv2", "net3_growing__conv4", "net3_growing__conv5"]
+    assert sorted(final.layers()) == sorted(["c3_d1", "c7_d3", *net1, *net2, *net3])
+    assert {n: [str(m) for m in final.block(n).members] for n in ("c3_d1", "c7_d3")} == {
+        "c3_d1": ["net2_3x3.conv1", "net3_growing.conv1"], "c7_d3": ["net1_7x7.conv3", "net3_growing.conv3"]}
+
+    def path(*nodes):
+        return list(zip(nodes, nodes[1:]))
+
+    assert sorted(final.g.edges) == sorted([
+        *path("input", "net1_7x7__conv1", "net1_7x7__conv2", "c7_d3", *net1[2:], "output"),
+        *path("input", "c3_d1", *net2, "output"),
+        *path("c3_d1", "net3_growing__conv2", "c7_d3", "net3_growing__conv4", "net3_growing__conv5", "output"),
+    ])
+
+
 def test_app_a_merge_gets_an_output_head():
     graph = merge_networks(APPA, "appa").graph
     assert [str(v) for v in graph.inputs_of("head_concat")] == [
@@ -207,10 +227,10 @@ def test_width_policy(policy, width):
     assert result.graph.node("c3_d1").attrs.out_channels == width
 
 
-@pytest.mark.parametrize("parents", ["appa", "iris"])
-@pytest.mark.parametrize("budget", ["largest", 100_000])
+@pytest.mark.parametrize("parents", ["appa", "iris", "depth"])
+@pytest.mark.parametrize("budget", ["largest", 1_000_000])
 def test_budget_lands_within_two_percent(parents, budget):
-    nets = APPA if parents == "appa" else IRIS
+    nets = {"appa": APPA, "iris": IRIS, "depth": DEPTH}[parents]
     result = merge_networks(nets, options=MergeOptions(budget=budget))
     target = max(p for p, _ in result.parent_totals.values()) if budget == "largest" else budget
     module = spdnn.build_torch(result.graph)
@@ -237,14 +257,16 @@ def test_report_lists_origins_labels_and_reduction():
 
 
 # ------------------------------------------------------------------ merged networks run and train
-@pytest.mark.parametrize("parents", ["appa", "iris"])
+@pytest.mark.parametrize("parents", ["appa", "iris", "depth"])
 def test_merged_network_trains_and_runs_at_any_batch_size(parents):
     torch.manual_seed(0)
-    result = merge_networks(APPA if parents == "appa" else IRIS, options=MergeOptions(budget=20_000))
+    nets, budget = {"appa": (APPA, 20_000), "iris": (IRIS, 20_000), "depth": (DEPTH, None)}[parents]
+    result = merge_networks(nets, options=MergeOptions(budget=budget))
     module = spdnn.build_torch(result.graph, seed=0)
-    x = torch.rand(4, 1, 96, 128)
-    target = (x > 0.5).float()  # a learnable synthetic "segmentation"
-    optimiser = torch.optim.Adam(module.parameters(), lr=1e-2)
+    shape = result.final.input_shape
+    x = torch.rand(4, *shape)
+    target = (x[:, :1] > 0.5).float()  # a learnable synthetic "segmentation"
+    optimiser = torch.optim.Adam(module.parameters(), lr=1e-3)
     losses = []
     for _ in range(6):
         optimiser.zero_grad()
@@ -256,7 +278,7 @@ def test_merged_network_trains_and_runs_at_any_batch_size(parents):
     module.eval()
     with torch.no_grad():
         for batch in (1, 3):
-            assert module(torch.rand(batch, 1, 96, 128)).shape == (batch, 1, 96, 128)
+            assert module(torch.rand(batch, *shape)).shape == (batch, 1, *shape[1:])
 
 
 def test_stages_run_one_by_one_from_python():
@@ -289,9 +311,6 @@ def test_parents_with_joins_are_refused():
     spdnn.infer_shapes(g)
     with pytest.raises(MergeError, match="joins or splits paths"):
         merge_networks([g, chain("c", [conv(3, width=1)], shape=(1, 8, 8))])
-
-
-DEPTH = [spdnn.load_spec(ROOT / "specs" / "depth" / f"net{i}.yaml") for i in range(1, 9)]
 
 
 def test_app_b_depth_labels_on_the_shipped_parents():

@@ -3,7 +3,8 @@
 Rules:
   1. A block's width (output channels or features) comes from its members' widths by a policy:
      ``max`` (default), ``min`` or ``mean`` (rounded).
-  2. A block feeding the output directly, when it is the only one, keeps the parents' output width.
+  2. Blocks feeding the output and blocks followed by a reshape keep their widths (the output
+     shape and the reshape's target depend on them).
   3. With a budget (a parameter count, or "largest" = the largest parent's count), every other
      width is scaled by one common factor, found by bisection, so the merged network's trainable
      parameter count lands within 2% of the budget (widths are rounded, at least 1). The thesis
@@ -39,8 +40,14 @@ def member_widths(lg: LayerGraph, policy: str = "max") -> dict[str, int]:
 
 
 def _fixed(lg: LayerGraph) -> set[str]:
-    preds = lg.predecessors(OUTPUT)
-    return set(preds) if len(preds) == 1 else set()
+    """Blocks whose width the budget must not change: those feeding the output (their width is
+    the parents' output or what the output head expects) and those followed by a reshape (the
+    reshape's target shape depends on it)."""
+    fixed = set(lg.predecessors(OUTPUT))
+    for u, v in lg.g.edges:
+        if any(op.op == "reshape" for op in lg.edge(u, v).transitions):
+            fixed.add(u)
+    return fixed
 
 
 def fit_budget(lg: LayerGraph, widths: dict[str, int], budget: int,
