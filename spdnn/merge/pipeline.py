@@ -120,17 +120,19 @@ def merge_networks(parents: list[Graph], name: str = "merged", options: MergeOpt
     options = options or MergeOptions()
     stages: dict[str, LayerGraph] = {}
     lg = label_from_input(from_networks(parents, name))
-    stages["parents"] = lg.copy()
+    stages["parents"] = lg  # contract() leaves its input unchanged: no copy needed
     first = contract(lg, options.key, tag="d")
-    stages["contracted"] = first.graph.copy()
     contractions = [first]
     current = first.graph
     if options.output_pass:
+        stages["contracted"] = current.copy()  # relabelling below changes current's labels
         label_from_output(current)
-        stages["relabelled"] = current.copy()
+        stages["relabelled"] = current
         second = contract(current, options.key, tag="o")
         contractions.append(second)
         current = second.graph
+    else:
+        stages["contracted"] = current
     stages["final"] = current
     widths = member_widths(current, options.width_policy)
 
