@@ -6,9 +6,9 @@ Stages, each usable alone: :func:`from_networks` (parents -> layer graph), :func
 runs them all.
 """
 
-from spdnn.merge.contract import Contraction, ContractPass, Refusal, contract
-from spdnn.merge.label_input import LabelFromInputPass, label_from_input
-from spdnn.merge.label_output import LabelFromOutputPass, label_from_output
+from spdnn.merge.contract import Contraction, Refusal, contract
+from spdnn.merge.label_input import label_from_input
+from spdnn.merge.label_output import label_from_output
 from spdnn.merge.layer_graph import (
     Block,
     LayerGraph,
@@ -23,7 +23,7 @@ from spdnn.merge.to_network import to_network
 from spdnn.merge.widths import fit_budget, member_widths
 
 __all__ = [
-    "Block", "ContractPass", "Contraction", "LabelFromInputPass", "LabelFromOutputPass", "LayerGraph",
+    "Block", "Contraction", "LayerGraph",
     "Member", "MergeError", "Refusal", "contract", "format_label", "from_networks", "label_from_input",
     "label_from_output", "MergeOptions", "MergeResult", "merge_networks", "stage_dot", "stage_mermaid",
     "to_network", "fit_budget", "member_widths",

@@ -21,12 +21,12 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal
+from typing import Literal
 
 from spdnn.ir.naming import unique_name
 from spdnn.merge.layer_graph import INPUT, OUTPUT, Block, LayerGraph, format_label
 
-__all__ = ["ContractPass", "Contraction", "Refusal", "contract"]
+__all__ = ["Contraction", "Refusal", "contract"]
 
 LabelKey = Literal["paper", "extended"]
 
@@ -147,14 +147,3 @@ def _build(lg: LayerGraph, members: list[list[str]], group_of: dict[str, int], t
             out.connect(gu, gv, lg.edge(u, v))
     return out, names
 
-
-@dataclass(frozen=True)
-class ContractPass:
-    """Pass wrapper of :func:`contract`."""
-
-    name: ClassVar[str] = "spdnn-contract"
-    key: LabelKey = "paper"
-    tag: str = "d"
-
-    def run(self, lg: LayerGraph) -> Contraction:
-        return contract(lg, self.key, self.tag)

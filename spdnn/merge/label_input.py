@@ -13,12 +13,9 @@ Rules:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
-
 from spdnn.merge.layer_graph import INPUT, OUTPUT, LayerGraph
 
-__all__ = ["LabelFromInputPass", "label_from_input"]
+__all__ = ["label_from_input"]
 
 
 def label_from_input(lg: LayerGraph) -> LayerGraph:
@@ -36,12 +33,3 @@ def label_from_input(lg: LayerGraph) -> LayerGraph:
         block.label = (block.structure, distance[n])
     return lg
 
-
-@dataclass(frozen=True)
-class LabelFromInputPass:
-    """Pass wrapper of :func:`label_from_input`."""
-
-    name: ClassVar[str] = "spdnn-label-input"
-
-    def run(self, lg: LayerGraph) -> LayerGraph:
-        return label_from_input(lg)

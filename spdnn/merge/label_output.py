@@ -9,12 +9,10 @@ Rules:
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
-from typing import ClassVar
 
 from spdnn.merge.layer_graph import INPUT, OUTPUT, LayerGraph
 
-__all__ = ["LabelFromOutputPass", "label_from_output"]
+__all__ = ["label_from_output"]
 
 
 def label_from_output(lg: LayerGraph) -> LayerGraph:
@@ -37,12 +35,3 @@ def label_from_output(lg: LayerGraph) -> LayerGraph:
             block.label = (block.structure, distance[n])
     return lg
 
-
-@dataclass(frozen=True)
-class LabelFromOutputPass:
-    """Pass wrapper of :func:`label_from_output`."""
-
-    name: ClassVar[str] = "spdnn-label-output"
-
-    def run(self, lg: LayerGraph) -> LayerGraph:
-        return label_from_output(lg)
