@@ -1,0 +1,233 @@
+"""Op -> ONNX nodes, keyed by op name (written from the IR, not traced from torch).
+
+Each emitter gets an :class:`Emit` context and returns nothing; it appends nodes and
+initializers through the context. Initializer names follow the torch state dict
+(``conv1.weight``), node names the IR (``conv1``), so a model reads the same in Netron.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from onnx import NodeProto, TensorProto, helper, numpy_helper
+
+from spdnn.errors import ExportError
+from spdnn.ir.graph import Node
+from spdnn.ir.types import TensorType
+from spdnn.ops.conv import resolve_conv_padding
+
+__all__ = ["EMITTERS", "UNSUPPORTED", "Emit"]
+
+
+@dataclass
+class Emit:
+    """What an emitter sees and writes."""
+
+    node: Node
+    inputs: list[str]
+    outputs: list[str]
+    in_types: list[TensorType]
+    out_types: list[TensorType]
+    weights: dict[str, np.ndarray]
+    nodes: list[NodeProto] = field(default_factory=list)
+    initializers: list[TensorProto] = field(default_factory=list)
+
+    def op(self, op_type: str, inputs: list[str], outputs: list[str] | None = None, suffix: str = "",
+           **attrs) -> str:
+        """Append an ONNX node; returns its first output name."""
+        outputs = outputs or [f"{self.node.name}{suffix or '_' + op_type.lower()}"]
+        name = self.node.name + suffix
+        self.nodes.append(helper.make_node(op_type, inputs, outputs, name=name, **attrs))
+        return outputs[0]
+
+    def weight(self, key: str) -> str:
+        """Add the node's parameter ``key`` (``weight``, ``bias``, ``running_mean``...)."""
+        name = f"{self.node.name}.{key}"
+        try:
+            array = self.weights[name]
+        except KeyError:
+            raise ExportError(f"no weight {name!r} for node {self.node.name!r}") from None
+        return self.const(name, array)
+
+    def const(self, name: str, array: np.ndarray) -> str:
+        self.initializers.append(numpy_helper.from_array(np.asarray(array), name))
+        return name
+
+
+Emitter = Callable[[Emit], None]
+EMITTERS: dict[str, Emitter] = {}
+#: ops with no ONNX form, with the reason (none today)
+UNSUPPORTED: dict[str, str] = {}
+
+
+def emitter(*ops: str) -> Callable[[Emitter], Emitter]:
+    def register(fn: Emitter) -> Emitter:
+        for op in ops:
+            EMITTERS[op] = fn
+        return fn
+
+    return register
+
+
+def _pads(a) -> list[int]:
+    ph, pw = a.padding
+    return [ph, pw, ph, pw]
+
+
+@emitter("conv2d")
+def _conv2d(e: Emit) -> None:
+    a = e.node.attrs
+    top, bottom, left, right = resolve_conv_padding(a, int(e.in_types[0].shape[2]), int(e.in_types[0].shape[3]))
+    ins = [e.inputs[0], e.weight("weight")] + ([e.weight("bias")] if a.bias else [])
+    e.op("Conv", ins, e.outputs, suffix="", kernel_shape=list(a.kernel_size), strides=list(a.stride),
+         pads=[top, left, bottom, right], dilations=list(a.dilation), group=a.groups)
+
+
+@emitter("conv_transpose2d")
+def _conv_transpose2d(e: Emit) -> None:
+    a = e.node.attrs
+    ins = [e.inputs[0], e.weight("weight")] + ([e.weight("bias")] if a.bias else [])
+    e.op("ConvTranspose", ins, e.outputs, suffix="", kernel_shape=list(a.kernel_size), strides=list(a.stride),
+         pads=_pads(a), output_padding=list(a.output_padding), dilations=list(a.dilation), group=a.groups)
+
+
+@emitter("linear")
+def _linear(e: Emit) -> None:
+    ins = [e.inputs[0], e.weight("weight")] + ([e.weight("bias")] if e.node.attrs.bias else [])
+    e.op("Gemm", ins, e.outputs, suffix="", transB=1)
+
+
+def _reshape_to(e: Emit) -> None:
+    shape = np.array([0, *e.out_types[0].sample_shape], dtype=np.int64)  # 0 keeps the batch
+    e.op("Reshape", [e.inputs[0], e.const(f"{e.node.name}.shape", shape)], e.outputs, suffix="")
+
+
+@emitter("flatten")
+def _flatten(e: Emit) -> None:
+    a = e.node.attrs
+    if a.start_dim == 1 and a.end_dim in (-1, e.in_types[0].rank - 1):
+        e.op("Flatten", e.inputs, e.outputs, suffix="", axis=1)
+    else:
+        _reshape_to(e)
+
+
+EMITTERS["reshape"] = _reshape_to
+
+
+@emitter("batch_norm")
+def _batch_norm(e: Emit) -> None:
+    a = e.node.attrs
+    if not a.track_running_stats:
+        raise ExportError(f"batch_norm {e.node.name!r} has no running statistics; inference needs them")
+    c = int(e.in_types[0].shape[1])
+    scale = e.weight("weight") if a.affine else e.const(f"{e.node.name}.weight", np.ones(c, np.float32))
+    bias = e.weight("bias") if a.affine else e.const(f"{e.node.name}.bias", np.zeros(c, np.float32))
+    e.op("BatchNormalization", [e.inputs[0], scale, bias, e.weight("running_mean"), e.weight("running_var")],
+         e.outputs, suffix="", epsilon=a.eps)
+
+
+@emitter("dropout", "gaussian_noise", "identity")
+def _identity(e: Emit) -> None:
+    e.op("Identity", e.inputs, e.outputs, suffix="")  # train-time only ops are identities at inference
+
+
+def _simple(op: str, onnx_op: str, **fixed) -> None:
+    def emit(e: Emit) -> None:
+        attrs = {k: getattr(e.node.attrs, v) if isinstance(v, str) else v for k, v in fixed.items()}
+        e.op(onnx_op, e.inputs, e.outputs, suffix="", **attrs)
+
+    EMITTERS[op] = emit
+
+
+_simple("relu", "Relu")
+_simple("leaky_relu", "LeakyRelu", alpha="negative_slope")
+_simple("elu", "Elu", alpha="alpha")
+_simple("tanh", "Tanh")
+_simple("sigmoid", "Sigmoid")
+_simple("softmax", "Softmax", axis="dim")
+_simple("concat", "Concat", axis="axis")
+_simple("add", "Sum")
+
+
+def _pool_attrs(a) -> dict:
+    return {"kernel_shape": list(a.kernel_size), "strides": list(a.strides), "pads": _pads(a),
+            "ceil_mode": int(a.ceil_mode)}
+
+
+@emitter("max_pool2d")
+def _max_pool(e: Emit) -> None:
+    a = e.node.attrs
+    e.op("MaxPool", e.inputs, e.outputs, suffix="", dilations=list(a.dilation), **_pool_attrs(a))
+
+
+@emitter("avg_pool2d")
+def _avg_pool(e: Emit) -> None:
+    a = e.node.attrs
+    e.op("AveragePool", e.inputs, e.outputs, suffix="", count_include_pad=int(a.count_include_pad),
+         **_pool_attrs(a))
+
+
+@emitter("adaptive_avg_pool2d")
+def _adaptive(e: Emit) -> None:
+    h, w = (int(d) for d in e.in_types[0].shape[2:])
+    oh, ow = e.node.attrs.output_size
+    if (oh, ow) == (1, 1):
+        e.op("GlobalAveragePool", e.inputs, e.outputs, suffix="")
+    elif h % oh == 0 and w % ow == 0:
+        k = [h // oh, w // ow]
+        e.op("AveragePool", e.inputs, e.outputs, suffix="", kernel_shape=k, strides=k)
+    else:
+        raise ExportError(f"adaptive_avg_pool2d {e.node.name!r}: {h}x{w} -> {oh}x{ow} has uneven windows, "
+                          "which ONNX pooling cannot express")
+
+
+@emitter("max_unpool2d")
+def _max_unpool(e: Emit) -> None:
+    a = e.node.attrs
+    # MaxUnpool needs the full output shape: batch and channels from the input at run time.
+    full = _with_batch_channels(e, np.array(e.out_types[0].shape[2:], np.int64), "_output_shape")
+    e.op("MaxUnpool", [e.inputs[0], e.inputs[1], full], e.outputs, suffix="",
+         kernel_shape=list(a.kernel_size), strides=list(a.strides), pads=_pads(a))
+
+
+def _with_batch_channels(e: Emit, spatial: np.ndarray, suffix: str) -> str:
+    """A 4-element shape: the input's batch and channels (known at run time) + ``spatial``."""
+    shape_of = e.op("Shape", [e.inputs[0]], suffix="_input_shape")
+    head = e.op("Slice", [shape_of, e.const(f"{e.node.name}.s0", np.array([0], np.int64)),
+                          e.const(f"{e.node.name}.s2", np.array([2], np.int64))], suffix="_batch_channels")
+    return e.op("Concat", [head, e.const(f"{e.node.name}.hw", spatial)], suffix=suffix, axis=0)
+
+
+def _resize(e: Emit, mode: str, transform: str) -> None:
+    full = _with_batch_channels(e, np.array(e.out_types[0].shape[2:], np.int64), "_sizes")
+    extra = {"nearest_mode": "floor"} if mode == "nearest" else {}
+    e.op("Resize", [e.inputs[0], "", "", full], e.outputs, suffix="", mode=mode,
+         coordinate_transformation_mode=transform, **extra)
+
+
+@emitter("upsample")
+def _upsample(e: Emit) -> None:
+    a = e.node.attrs
+    if a.mode == "nearest":
+        _resize(e, "nearest", "asymmetric")
+    else:
+        _resize(e, "linear", "align_corners" if a.align_corners else "pytorch_half_pixel")
+
+
+@emitter("repeat_unpool")
+def _repeat_unpool(e: Emit) -> None:
+    _resize(e, "nearest", "asymmetric")
+
+
+@emitter("pad")
+def _pad(e: Emit) -> None:
+    a = e.node.attrs
+    left, right, top, bottom = a.padding
+    pads = e.const(f"{e.node.name}.pads", np.array([0, 0, top, left, 0, 0, bottom, right], np.int64))
+    mode = {"zeros": "constant", "constant": "constant", "reflect": "reflect", "replicate": "edge"}[a.mode]
+    ins = [e.inputs[0], pads]
+    if mode == "constant":
+        ins.append(e.const(f"{e.node.name}.value", np.array(a.value if a.mode == "constant" else 0.0, np.float32)))
+    e.op("Pad", ins, e.outputs, suffix="", mode=mode)

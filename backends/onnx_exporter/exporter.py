@@ -1,0 +1,117 @@
+"""IR graph + weights -> ONNX ModelProto.
+
+Rules:
+  1. Every input and output has the symbolic batch dimension ``N``; names are the IR's (inputs and
+     outputs by their node names, values by their producing node, ``<node>_<port>`` for port > 0).
+  2. The opset is selectable (13 to the newest the installed onnx knows, default 17); the IR version
+     is the smallest that carries that opset, so older onnxruntime builds load the file.
+  3. Metadata records the spdnn version, the source spec and a SHA-256 of the weights.
+  4. Every model passes ``onnx.checker.check_model(full_check=True)`` before it is returned.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+from spdnn import __version__
+from spdnn.errors import ExportError
+from spdnn.ir import meta as M
+from spdnn.ir.graph import Graph
+from spdnn.ops import get_op
+from spdnn.passes.infer_shapes import infer_shapes
+
+from .emitters import EMITTERS, UNSUPPORTED, Emit
+
+__all__ = ["DEFAULT_OPSET", "MIN_OPSET", "export_onnx", "weights_sha256", "to_numpy_weights"]
+
+DEFAULT_OPSET = 17
+MIN_OPSET = 13
+_DTYPES = {"float32": TensorProto.FLOAT, "int64": TensorProto.INT64}
+
+
+def to_numpy_weights(state_dict: dict[str, Any]) -> dict[str, np.ndarray]:
+    """A torch state dict (or any mapping of array-likes) as float32/int64 numpy arrays."""
+    out = {}
+    for name, value in state_dict.items():
+        if hasattr(value, "detach"):
+            value = value.detach().cpu().numpy()
+        out[name] = np.asarray(value)
+    return out
+
+
+def weights_sha256(weights: dict[str, np.ndarray]) -> str:
+    """SHA-256 over the weights' names, dtypes, shapes and bytes, in name order."""
+    h = hashlib.sha256()
+    for name in sorted(weights):
+        a = np.ascontiguousarray(weights[name])
+        h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _value_name(node: str, port: int, graph: Graph) -> str:
+    if port == 0:
+        return node
+    return f"{node}_{get_op(graph.node(node).op).outputs[port]}"
+
+
+def _value_info(name: str, t) -> onnx.ValueInfoProto:
+    shape = ["N" if d == "N" else int(d) for d in t.shape]
+    return helper.make_tensor_value_info(name, _DTYPES[t.dtype], shape)
+
+
+def export_onnx(graph: Graph, weights: dict[str, Any], opset: int = DEFAULT_OPSET,
+                source: str | None = None) -> onnx.ModelProto:
+    """Export ``graph`` with ``weights`` (a torch state dict or numpy arrays) as an ONNX model.
+
+    Raises:
+        ExportError: an op cannot be expressed, a weight is missing, or the opset is out of range.
+    """
+    newest = onnx.defs.onnx_opset_version()
+    if not MIN_OPSET <= opset <= newest:
+        raise ExportError(f"opset {opset} is not supported; choose {MIN_OPSET} to {newest}")
+    weights = to_numpy_weights(weights)
+    if any(M.OUT_TYPES not in graph.meta_of(n.name) for n in graph):
+        infer_shapes(graph)
+    nodes, inits, inputs, outputs = [], [], [], []
+    for node in graph:
+        if node.op == "input":
+            inputs.append(_value_info(node.name, graph.out_types(node.name)[0]))
+            continue
+        ins = [_value_name(v.node, v.port, graph) for v in graph.inputs_of(node.name)]
+        if node.op == "output":
+            (src,) = graph.inputs_of(node.name)
+            t = graph.type_of(src)
+            if graph.node(src.node).op == "max_pool2d" and src.port == 1:
+                raise ExportError(f"output {node.name!r} exposes max_pool2d indices, whose layout differs "
+                                  "between torch (per plane) and ONNX (per tensor)")
+            nodes.append(helper.make_node("Identity", ins, [node.name], name=node.name))
+            outputs.append(_value_info(node.name, t))
+            continue
+        if node.op in UNSUPPORTED or node.op not in EMITTERS:
+            why = UNSUPPORTED.get(node.op, "no ONNX emitter registered")
+            raise ExportError(f"node {node.name!r}: op {node.op!r} cannot be exported to ONNX: {why}")
+        n_out = get_op(node.op).num_outputs(node.attrs)
+        e = Emit(node, ins, [_value_name(node.name, p, graph) for p in range(n_out)],
+                 [graph.type_of(v) for v in graph.inputs_of(node.name)], graph.out_types(node.name), weights)
+        EMITTERS[node.op](e)
+        nodes += e.nodes
+        inits += e.initializers
+    onnx_graph = helper.make_graph(nodes, graph.name, inputs, outputs, initializer=inits)
+    opsets = [helper.make_opsetid("", opset)]
+    model = helper.make_model(onnx_graph, opset_imports=opsets, producer_name="spdnn",
+                              producer_version=__version__,
+                              ir_version=helper.find_min_ir_version_for(opsets))
+    source = source or graph.meta.get("file") or graph.name
+    helper.set_model_props(model, {"spdnn_version": __version__, "source_spec": str(source),
+                                   "weights_sha256": weights_sha256(weights)})
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except onnx.checker.ValidationError as e:  # a bug in an emitter, not the user's
+        raise RuntimeError(f"spdnn produced an invalid ONNX model for {graph.name!r}: {e}") from e
+    return model
