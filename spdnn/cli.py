@@ -21,7 +21,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     c = sub.add_parser("compile", help="compile specs (several parents are merged into one SPDNN network)",
-                       description="Compile specs and write DIR/<name>.pt (state dict), <name>.yaml "
+                       description="Compile specs and write DIR/<name>.pt (state dict), <name>.onnx (same weights), <name>.yaml "
                        "(resolved spec), <name>.dot and <name>.mmd (pictures), report.json and report.md. "
                        "Several inputs are merged into one semi-parallel network (SPDNN), which adds "
                        "merge_report.json/.md and a picture of every merge stage; --separate compiles "
@@ -30,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
     c.add_argument("--seed", type=int, default=0, help="seed of the initial weights (default 0)")
     c.add_argument("--separate", action="store_true", help="compile several inputs separately, no merge")
+    c.add_argument("--opset", type=int, default=None, help="ONNX opset of <name>.onnx (default 17)")
     m = c.add_argument_group("SPDNN merging (several inputs)")
     m.add_argument("--name", default="merged", help="name of the merged model (default: merged)")
     m.add_argument("--label-key", choices=["paper", "extended"], default="paper",
@@ -50,6 +51,15 @@ def _parser() -> argparse.ArgumentParser:
     i = sub.add_parser("inspect", help="print the per-layer table of a spec")
     i.add_argument("spec", metavar="SPEC")
     i.add_argument("--json", action="store_true", help="machine-readable output")
+
+    r = sub.add_parser("run", help="run an ONNX model in onnxruntime (CUDA when available, else CPU)",
+                       description="Run MODEL.onnx on inputs from .npy files and print each output's shape "
+                       "and statistics; -o saves the outputs as .npz.")
+    r.add_argument("model", metavar="MODEL.onnx")
+    r.add_argument("--input", "-i", action="append", default=[], metavar="[NAME=]FILE.npy",
+                   help="an input array; repeat for several inputs (positional order, or NAME=FILE)")
+    r.add_argument("-o", "--output", metavar="FILE.npz", help="save the outputs")
+    r.add_argument("--cpu", action="store_true", help="use the CPU provider even when CUDA is available")
 
     s = sub.add_parser("schema", help="print the JSON Schema of the spec format")
     s.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
@@ -82,14 +92,14 @@ def _cmd_compile(args) -> int:
         options = MergeOptions(key=args.label_key, align=args.align, width_policy=args.width_policy,
                                budget=args.budget, head_kernel=args.head_kernel,
                                output_pass=not args.no_output_pass)
-        model, result = merge_specs(args.inputs, args.name, options, seed=args.seed)
+        model, result = merge_specs(args.inputs, args.name, options, seed=args.seed, opset=args.opset)
         models = [model]
         red = result.report()["reduction_percent"]
         print(f"merged {len(args.inputs)} parents into {args.name}: {len(result.stages['parents'].layers())} "
               f"layers became {len(result.final.layers())} ({red['params']}% fewer parameters than the "
               "parents together)")
     else:
-        models = compile_specs(args.inputs, seed=args.seed)
+        models = compile_specs(args.inputs, seed=args.seed, opset=args.opset)
     written = write_outputs(models, args.output)
     for m in models:
         print(f"{m.graph.name}: {len(m.summary.layers)} nodes, {m.summary.total_params:,} params, "
@@ -110,6 +120,58 @@ def _cmd_inspect(args) -> int:
     return 0
 
 
+def _cmd_run(args) -> int:
+    import numpy as np
+
+    from spdnn.backends.onnx_exporter import run_onnx
+    from spdnn.errors import SpdnnError
+
+    model = _read_onnx(args.model)
+    named: dict[str, np.ndarray] = {}
+    positional: list[np.ndarray] = []
+    for item in args.input:
+        name, sep, path = item.rpartition("=")
+        try:
+            array = np.load(path, allow_pickle=False)
+        except OSError as e:
+            raise SpdnnError(f"cannot read input {path!r}: {e.strerror or e}") from None
+        except ValueError:
+            raise SpdnnError(f"input {path!r} is not a .npy array file (numpy.save writes one)") from None
+        (named.__setitem__(name, array) if sep else positional.append(array))
+    if named and positional:
+        raise SpdnnError("give inputs either all by position or all as NAME=FILE.npy")
+    try:
+        outputs, provider = run_onnx(model, named or positional, ["CPUExecutionProvider"] if args.cpu else None)
+    except Exception as e:  # onnxruntime reports bad feeds with its own exception types
+        raise SpdnnError(f"onnxruntime could not run {args.model}: {e}") from None
+    print(f"provider: {provider}")
+    for name, value in outputs.items():
+        print(f"{name}: shape {tuple(value.shape)} {value.dtype}, min {value.min():.6g}, "
+              f"max {value.max():.6g}, mean {value.mean():.6g}")
+    if args.output:
+        np.savez(args.output, **outputs)
+        print(f"wrote {args.output}")
+    return 0
+
+
+def _read_onnx(path: str) -> bytes:
+    from pathlib import Path
+
+    from spdnn.errors import SpdnnError
+
+    p = Path(path)
+    if not p.is_file():
+        raise SpdnnError(f"{path}: no such file" if not p.exists() else f"{path}: not a file")
+    data = p.read_bytes()
+    try:
+        import onnx
+
+        onnx.checker.check_model(onnx.load_from_string(data))
+    except Exception as e:
+        raise SpdnnError(f"{path}: not a valid ONNX model ({str(e).splitlines()[0][:200]})") from None
+    return data
+
+
 def _cmd_schema(args) -> int:
     from spdnn.frontends.yaml_importer.schema import spec_json_schema
 
@@ -125,7 +187,8 @@ def _cmd_schema(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``spdnn`` console script."""
     args = _parser().parse_args(argv)
-    handler = {"compile": _cmd_compile, "inspect": _cmd_inspect, "schema": _cmd_schema}[args.command]
+    handler = {"compile": _cmd_compile, "inspect": _cmd_inspect, "run": _cmd_run,
+               "schema": _cmd_schema}[args.command]
     try:
         return handler(args)
     except SpdnnError as e:

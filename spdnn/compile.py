@@ -56,33 +56,37 @@ def load_all(paths: Iterable[str | Path]) -> list[Graph]:
     return graphs
 
 
-def compile_graph(graph: Graph, seed: int = 0) -> CompiledModel:
-    """Artefacts of one model: state dict, resolved spec, DOT and Mermaid pictures."""
+def compile_graph(graph: Graph, seed: int = 0, opset: int | None = None) -> CompiledModel:
+    """Artefacts of one model: state dict, ONNX model (same weights), resolved spec, DOT and
+    Mermaid pictures."""
+    from spdnn.backends.onnx_exporter import DEFAULT_OPSET, export_onnx
     from spdnn.backends.torch_exporter import build_torch_module, state_dict_bytes
     from spdnn.backends.yaml_exporter import dump_spec
 
     module = build_torch_module(graph, seed=seed)
+    onnx_model = export_onnx(graph, module.state_dict(), opset or DEFAULT_OPSET)
     return CompiledModel(graph, summarize(graph), {
         f"{graph.name}.pt": state_dict_bytes(module),
+        f"{graph.name}.onnx": onnx_model.SerializeToString(),
         f"{graph.name}.yaml": dump_spec(graph).encode(),
         f"{graph.name}.dot": to_dot(graph).encode(),
         f"{graph.name}.mmd": to_mermaid(graph).encode(),
     })
 
 
-def compile_specs(paths: Iterable[str | Path], seed: int = 0) -> list[CompiledModel]:
+def compile_specs(paths: Iterable[str | Path], seed: int = 0, opset: int | None = None) -> list[CompiledModel]:
     """Compile each spec separately. Raises SpecError listing the problems of every input."""
-    return [compile_graph(g, seed) for g in load_all(paths)]
+    return [compile_graph(g, seed, opset) for g in load_all(paths)]
 
 
 def merge_specs(paths: Iterable[str | Path], name: str, options: MergeOptions | None = None,
-                seed: int = 0) -> tuple[CompiledModel, MergeResult]:
+                seed: int = 0, opset: int | None = None) -> tuple[CompiledModel, MergeResult]:
     """Merge the specs' networks into one SPDNN network and compile it; the artefacts add the
     merge report and a picture of every stage."""
     if not is_valid_name(name):
         raise SpdnnError(f"merged model name {name!r} must be an identifier (letters, digits, _)")
     result = merge_networks(load_all(paths), name, options)
-    model = compile_graph(result.graph, seed)
+    model = compile_graph(result.graph, seed, opset)
     model.files["merge_report.json"] = (json.dumps(result.report(), indent=2) + "\n").encode()
     model.files["merge_report.md"] = result.report_markdown().encode()
     for i, (stage, lg) in enumerate(result.stages.items(), start=1):

@@ -27,7 +27,7 @@ def test_compile_writes_every_output(tmp_path):
     out = tmp_path / "out"
     assert main(["compile", str(BASELINE), "-o", str(out)]) == 0
     assert sorted(p.name for p in out.iterdir()) == [
-        "mnist_baseline.dot", "mnist_baseline.mmd", "mnist_baseline.pt", "mnist_baseline.yaml",
+        "mnist_baseline.dot", "mnist_baseline.mmd", "mnist_baseline.onnx", "mnist_baseline.pt", "mnist_baseline.yaml",
         "report.json", "report.md"]
     state = torch.load(out / "mnist_baseline.pt", weights_only=True)
     module = spdnn.build_torch(spdnn.load_spec(out / "mnist_baseline.yaml"))
@@ -47,7 +47,7 @@ def test_compile_writes_every_output(tmp_path):
 def test_compile_all_shipped_specs_in_one_call(tmp_path):
     proc = run("compile", "--separate", *map(str, SPECS), "-o", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
-    assert f"wrote {4 * len(SPECS) + 2} files" in proc.stdout
+    assert f"wrote {5 * len(SPECS) + 2} files" in proc.stdout
     assert len(json.loads((tmp_path / "report.json").read_text())["models"]) == len(SPECS)
 
 
@@ -156,7 +156,7 @@ def test_compile_several_parents_merges_them(tmp_path):
     assert "merged 4 parents into iris_fcdnn: 40 layers became 13" in proc.stdout
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == sorted([
-        "iris_fcdnn.pt", "iris_fcdnn.yaml", "iris_fcdnn.dot", "iris_fcdnn.mmd", "report.json", "report.md",
+        "iris_fcdnn.pt", "iris_fcdnn.onnx", "iris_fcdnn.yaml", "iris_fcdnn.dot", "iris_fcdnn.mmd", "report.json", "report.md",
         "merge_report.json", "merge_report.md",
         *(f"iris_fcdnn.stage{i}_{s}.{ext}" for i, s in enumerate(["parents", "contracted", "relabelled", "final"], 1)
           for ext in ("dot", "mmd")),

@@ -3,8 +3,9 @@
 Rules:
   1. Every input and output has the symbolic batch dimension ``N``; names are the IR's (inputs and
      outputs by their node names, values by their producing node, ``<node>_<port>`` for port > 0).
-  2. The opset is selectable (13 to the newest the installed onnx knows, default 17); the IR version
-     is the smallest that carries that opset, so older onnxruntime builds load the file.
+  2. The opset is selectable (13 to the newest that both the installed onnx and onnxruntime handle,
+     default 17); the IR version is the smallest that carries that opset, so the installed (and
+     older) onnxruntime builds load the file.
   3. Metadata records the spdnn version, the source spec and a SHA-256 of the weights.
   4. Every model passes ``onnx.checker.check_model(full_check=True)`` before it is returned.
 """
@@ -26,12 +27,18 @@ from spdnn.ops import get_op
 from spdnn.passes.infer_shapes import infer_shapes
 
 from .emitters import EMITTERS, UNSUPPORTED, Emit
+from .runtime import max_runtime_opset
 
-__all__ = ["DEFAULT_OPSET", "MIN_OPSET", "export_onnx", "weights_sha256", "to_numpy_weights"]
+__all__ = ["DEFAULT_OPSET", "MIN_OPSET", "export_onnx", "max_opset", "weights_sha256", "to_numpy_weights"]
 
 DEFAULT_OPSET = 17
 MIN_OPSET = 13
 _DTYPES = {"float32": TensorProto.FLOAT, "int64": TensorProto.INT64}
+
+
+def max_opset() -> int:
+    """The newest opset the installed onnx knows and the installed onnxruntime loads."""
+    return min(onnx.defs.onnx_opset_version(), max_runtime_opset())
 
 
 def to_numpy_weights(state_dict: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -72,9 +79,10 @@ def export_onnx(graph: Graph, weights: dict[str, Any], opset: int = DEFAULT_OPSE
     Raises:
         ExportError: an op cannot be expressed, a weight is missing, or the opset is out of range.
     """
-    newest = onnx.defs.onnx_opset_version()
+    newest = max_opset()
     if not MIN_OPSET <= opset <= newest:
-        raise ExportError(f"opset {opset} is not supported; choose {MIN_OPSET} to {newest}")
+        raise ExportError(f"opset {opset} is not supported; choose {MIN_OPSET} to {newest} (the newest both "
+                          "the installed onnx and onnxruntime handle)")
     weights = to_numpy_weights(weights)
     if any(M.OUT_TYPES not in graph.meta_of(n.name) for n in graph):
         infer_shapes(graph)

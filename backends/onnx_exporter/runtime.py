@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
-__all__ = ["choose_providers", "make_session", "run_onnx"]
+__all__ = ["choose_providers", "make_session", "max_runtime_opset", "run_onnx"]
 
 
 def choose_providers() -> list[str]:
@@ -36,3 +37,24 @@ def run_onnx(model: str | Path | bytes, inputs: dict[str, np.ndarray] | list[np.
     feeds = {k: np.asarray(v, dtype=np.float32) for k, v in inputs.items()}
     results = session.run(None, feeds)
     return {o.name: r for o, r in zip(session.get_outputs(), results, strict=True)}, session.get_providers()[0]
+
+
+@lru_cache(maxsize=1)
+def max_runtime_opset() -> int:
+    """The newest default-domain opset whose smallest IR version the installed onnxruntime loads
+    (probed once with a one-node model, newest first)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "probe", [x], [y])
+    for opset in range(onnx.defs.onnx_opset_version(), 12, -1):
+        ids = [helper.make_opsetid("", opset)]
+        model = helper.make_model(graph, opset_imports=ids, ir_version=helper.find_min_ir_version_for(ids))
+        try:
+            ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+            return opset
+        except Exception:
+            continue
+    return 13
