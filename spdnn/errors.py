@@ -17,6 +17,7 @@ __all__ = [
     "ShapeError",
     "PassError",
     "ExportError",
+    "UnsupportedOpError",
 ]
 
 
@@ -84,3 +85,18 @@ class PassError(SpdnnError):
 
 class ExportError(SpdnnError):
     """A backend cannot lower a graph (unsupported op, bad weights, ...)."""
+
+
+class UnsupportedOpError(SpdnnError):
+    """An imported model uses ops (or op variants) spdnn cannot represent; lists every one.
+
+    Attributes:
+        entries: (op_type, opset, node name, reason) for every unsupported node.
+    """
+
+    def __init__(self, entries: list[tuple[str, int, str, str]], source: str = "model"):
+        self.entries = entries
+        lines = [f"  {op} (opset {opset}) at node {node!r}" + (f": {why}" if why else "")
+                 for op, opset, node, why in entries]
+        super().__init__(f"{source}: {len(entries)} unsupported node{'s' if len(entries) != 1 else ''}:\n"
+                         + "\n".join(lines))

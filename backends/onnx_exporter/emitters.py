@@ -151,6 +151,14 @@ _simple("concat", "Concat", axis="axis")
 _simple("add", "Sum")
 
 
+@emitter("mul")
+def _mul(e: Emit) -> None:
+    x = e.inputs[0]
+    for i, y in enumerate(e.inputs[1:], start=1):
+        last = i == len(e.inputs) - 1
+        x = e.op("Mul", [x, y], e.outputs if last else None, suffix="" if last else f"_mul{i}")
+
+
 def _pool_attrs(a) -> dict:
     return {"kernel_shape": list(a.kernel_size), "strides": list(a.strides), "pads": _pads(a),
             "ceil_mode": int(a.ceil_mode)}

@@ -91,6 +91,16 @@ class Add(nn.Module):
         return out
 
 
+class Mul(nn.Module):
+    """Elementwise product of the inputs."""
+
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        out = xs[0]
+        for x in xs[1:]:
+            out = out * x
+        return out
+
+
 class Pad(nn.Module):
     """Spatial padding (left, right, top, bottom) with torch's constant/reflect/replicate."""
 
@@ -220,5 +230,6 @@ _simple("adaptive_avg_pool2d", lambda a, ins: nn.AdaptiveAvgPool2d(a.output_size
 _simple("repeat_unpool", lambda a, ins: RepeatUnpool(a.factor))
 _simple("concat", lambda a, ins: Concat(a.axis % ins[0].rank))
 _simple("add", lambda a, ins: Add())
+_simple("mul", lambda a, ins: Mul())
 _simple("pad", lambda a, ins: Pad(a.padding, "constant" if a.mode in ("zeros", "constant") else a.mode,
                                   a.value if a.mode == "constant" else 0.0))

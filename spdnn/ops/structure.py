@@ -10,7 +10,7 @@ from spdnn.errors import ShapeError
 from spdnn.ir.types import BATCH, TensorType
 from spdnn.ops.base import VARIADIC, OpAttrs, OpDef, no_flops, register_op, require_rank
 
-__all__ = ["InputAttrs", "OutputAttrs", "ConcatAttrs", "AddAttrs", "PadAttrs"]
+__all__ = ["InputAttrs", "OutputAttrs", "ConcatAttrs", "AddAttrs", "MulAttrs", "PadAttrs"]
 
 
 class InputAttrs(OpAttrs):
@@ -31,6 +31,10 @@ class ConcatAttrs(OpAttrs):
 
 class AddAttrs(OpAttrs):
     """Elementwise sum of inputs of identical shape."""
+
+
+class MulAttrs(OpAttrs):
+    """Elementwise product of inputs of identical shape (gates, attention masks)."""
 
 
 def _to_four(value: Any) -> Any:
@@ -87,11 +91,14 @@ def _infer_concat(a: ConcatAttrs, ins: list[TensorType]) -> list[TensorType]:
     return [TensorType(tuple(shape))]
 
 
-def _infer_add(a: AddAttrs, ins: list[TensorType]) -> list[TensorType]:
-    for i, t in enumerate(ins[1:], start=1):
-        if t.shape != ins[0].shape:
-            raise ShapeError(f"input {i} has shape {t}, input 0 has {ins[0]}; add needs equal shapes")
-    return [ins[0]]
+def _infer_elementwise(what: str):
+    def infer(a, ins: list[TensorType]) -> list[TensorType]:
+        for i, t in enumerate(ins[1:], start=1):
+            if t.shape != ins[0].shape:
+                raise ShapeError(f"input {i} has shape {t}, input 0 has {ins[0]}; {what} needs equal shapes")
+        return [ins[0]]
+
+    return infer
 
 
 def _add_flops(a, ins: list[TensorType], outs: list[TensorType]) -> int:
@@ -115,7 +122,9 @@ register_op(OpDef("output", OutputAttrs, ("x",), (), _infer_output, flops=no_flo
                   doc="graph output"))
 register_op(OpDef("concat", ConcatAttrs, (VARIADIC,), ("y",), _infer_concat, flops=no_flops,
                   doc="concatenate inputs along an axis (default channels)"))
-register_op(OpDef("add", AddAttrs, (VARIADIC,), ("y",), _infer_add, flops=_add_flops,
+register_op(OpDef("add", AddAttrs, (VARIADIC,), ("y",), _infer_elementwise("add"), flops=_add_flops,
                   doc="elementwise sum of equally shaped inputs"))
+register_op(OpDef("mul", MulAttrs, (VARIADIC,), ("y",), _infer_elementwise("mul"), flops=_add_flops,
+                  doc="elementwise product of equally shaped inputs"))
 register_op(OpDef("pad", PadAttrs, ("x",), ("y",), _infer_pad, flops=no_flops,
                   doc="zero/constant, reflection or replication padding (asymmetric allowed)"))

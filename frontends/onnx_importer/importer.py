@@ -1,0 +1,203 @@
+"""ONNX ModelProto -> verified IR graph + weights (a state dict for the torch backend).
+
+Rules:
+  1. The first dimension of every graph input is the batch; the IR keeps the remaining ones.
+  2. Initializers and Constant nodes are constants; an op's weights must be constants.
+  3. Every node's op must have a handler for the model's opset (11 to the newest onnx knows); all
+     unsupported ops, and all unsupported variants of supported ops, are reported in one error
+     with their op type, opset and node name.
+  4. IR node names come from the ONNX node names (or first output), sanitised and made unique;
+     weights are keyed ``<node>.<param>`` like the torch state dict.
+  5. Graph outputs become ``output`` nodes named after the ONNX outputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from spdnn.errors import ShapeError, SpdnnError, UnsupportedOpError
+from spdnn.ir import meta as M
+from spdnn.ir.graph import Graph, Value
+from spdnn.ir.naming import sanitize
+from spdnn.ir.types import TensorType
+from spdnn.ops import get_op
+
+from .loader import load_onnx_file
+
+__all__ = ["Imported", "import_onnx", "MIN_OPSET", "Unsupported"]
+
+MIN_OPSET = 11
+
+
+class Unsupported(Exception):
+    """Raised by a handler for a variant it cannot import; the message says why."""
+
+
+@dataclass
+class Imported:
+    """An imported model: its graph and weights (keys as in the torch state dict)."""
+
+    graph: Graph
+    weights: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+class Context:
+    """What handlers use to build the graph."""
+
+    def __init__(self, name: str, opset: int):
+        self.g = Graph(name)
+        self.opset = opset
+        self.weights: dict[str, np.ndarray] = {}
+        self.consts: dict[str, np.ndarray] = {}
+        self.values: dict[str, Value] = {}
+        #: how many ONNX nodes (and graph outputs) read each tensor
+        self.consumers: dict[str, int] = {}
+        self.node_name = ""
+
+    # -- values
+    def const(self, name: str) -> np.ndarray | None:
+        return self.consts.get(name) if name else None
+
+    def need_const(self, name: str, what: str) -> np.ndarray:
+        value = self.const(name)
+        if value is None:
+            raise Unsupported(f"{what} must be a constant (an initializer or Constant node)")
+        return value
+
+    def value(self, name: str) -> Value:
+        if name in self.values:
+            return self.values[name]
+        if name in self.consts:
+            raise Unsupported(f"input {name!r} is a constant where a computed tensor is expected")
+        raise Unsupported(f"input {name!r} is not available")
+
+    def type(self, v: Value) -> TensorType:
+        return self.g.type_of(v)
+
+    # -- building
+    def add(self, op: str, attrs: dict[str, Any], inputs: list[Value], suffix: str = "",
+            weights: dict[str, np.ndarray] | None = None) -> Value:
+        """Add an IR node named after the current ONNX node, infer its types, store weights."""
+        name = self.g.unique_name(self.node_name + suffix)
+        try:
+            node = self.g.add_node(name, op, attrs, inputs)
+            opdef = get_op(op)
+            in_types = [self.type(v) for v in inputs]
+            out_types = opdef.infer(node.attrs, in_types)
+        except (ShapeError, SpdnnError) as e:
+            if name in self.g:
+                self.g.remove(name)
+            raise Unsupported(str(e).splitlines()[0]) from None
+        meta = self.g.meta_of(name)
+        meta[M.OUT_TYPES] = out_types
+        meta[M.PARAMS] = opdef.params(node.attrs, in_types)
+        meta[M.FLOPS] = opdef.flops(node.attrs, in_types, out_types)
+        for key, array in (weights or {}).items():
+            self.weights[f"{name}.{key}"] = np.ascontiguousarray(array)
+        return Value(name, 0)
+
+
+def attributes(node: onnx.NodeProto) -> dict[str, Any]:
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+
+def import_onnx(model: onnx.ModelProto | str | Path, name: str | None = None) -> Imported:
+    """Import an ONNX model (a ModelProto or a path, loaded safely).
+
+    Raises:
+        SpecError: unreadable or unsafe file.
+        UnsupportedOpError: listing every unsupported op or variant.
+    """
+    from .handlers import HANDLERS
+
+    source = "model"
+    if not isinstance(model, onnx.ModelProto):
+        source = str(model)
+        model = load_onnx_file(model)
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    newest = onnx.defs.onnx_opset_version()
+    graph = model.graph
+    if not MIN_OPSET <= opset <= newest:
+        raise UnsupportedOpError([("model", opset, graph.name, f"opsets {MIN_OPSET} to {newest} are supported")],
+                                 source)
+    missing = [(n.op_type, opset, n.name or n.output[0], "no importer for this op")
+               for n in graph.node if n.domain not in ("", "ai.onnx") or
+               (n.op_type not in HANDLERS and n.op_type != "Constant")]
+    if missing:
+        raise UnsupportedOpError(missing, source)
+    ctx = Context(sanitize(name or graph.name or Path(source).stem or "model"), opset)
+    for init in graph.initializer:
+        ctx.consts[init.name] = numpy_helper.to_array(init)
+    for tensor in [i for n in graph.node for i in n.input] + [o.name for o in graph.output]:
+        ctx.consumers[tensor] = ctx.consumers.get(tensor, 0) + 1
+    problems: list[tuple[str, int, str, str]] = []
+    for inp in graph.input:
+        if inp.name in ctx.consts:
+            continue
+        try:
+            _add_input(ctx, inp)
+        except Unsupported as e:
+            problems.append(("input", opset, inp.name, str(e)))
+    for node in graph.node:
+        node_name = node.name or node.output[0]
+        if any(i and i not in ctx.values and i not in ctx.consts for i in node.input):
+            continue  # a producer failed: reported there
+        try:
+            if node.op_type == "Constant":
+                ctx.consts[node.output[0]] = _constant(node)
+                continue
+            ctx.node_name = sanitize(node_name)
+            outs = HANDLERS[node.op_type](ctx, node, attributes(node))
+            for out_name, value in zip(node.output, outs, strict=False):
+                if value is None:
+                    continue
+                if isinstance(value, np.ndarray):
+                    ctx.consts[out_name] = value
+                else:
+                    ctx.values[out_name] = value
+        except Unsupported as e:
+            problems.append((node.op_type, opset, node_name, str(e)))
+    for out in graph.output:
+        if out.name not in ctx.values:
+            if out.name in ctx.consts:
+                problems.append(("output", opset, out.name, "a constant graph output has no IR form"))
+            continue
+        ctx.g.add_node(ctx.g.unique_name(sanitize(out.name)), "output", {}, [ctx.values[out.name]])
+    if problems:
+        raise UnsupportedOpError(problems, source)
+    ctx.g.verify()
+    ctx.g.meta["file"] = source
+    return Imported(ctx.g, ctx.weights)
+
+
+def _add_input(ctx: Context, inp: onnx.ValueInfoProto) -> None:
+    t = inp.type.tensor_type
+    if t.elem_type != onnx.TensorProto.FLOAT:
+        raise Unsupported(f"input type {onnx.TensorProto.DataType.Name(t.elem_type)}; float32 inputs only")
+    dims = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
+    if len(dims) < 2 or any(d is None or d < 1 for d in dims[1:]):
+        raise Unsupported(f"input shape {dims}: needs a batch dimension and static sample dimensions")
+    name = ctx.g.unique_name(sanitize(inp.name))
+    ctx.g.add_node(name, "input", {"shape": dims[1:]})
+    ctx.g.meta_of(name)[M.OUT_TYPES] = get_op("input").infer(ctx.g.node(name).attrs, [])
+    ctx.g.meta_of(name)[M.PARAMS] = ctx.g.meta_of(name)[M.FLOPS] = 0
+    ctx.values[inp.name] = Value(name, 0)
+
+
+def _constant(node: onnx.NodeProto) -> np.ndarray:
+    a = attributes(node)
+    if "value" in a:
+        return numpy_helper.to_array(a["value"])
+    for key in ("value_float", "value_int"):
+        if key in a:
+            return np.array(a[key])
+    for key in ("value_floats", "value_ints"):
+        if key in a:
+            return np.array(a[key])
+    raise Unsupported(f"Constant with {sorted(a)} is not supported")
