@@ -26,6 +26,7 @@ from spdnn.errors import (
     SpdnnError,
     SpecError,
     UnknownOpError,
+    UnsupportedOpError,
     VerifyError,
 )
 from spdnn.ir import Graph, Node, TensorType, Value
@@ -41,7 +42,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ExportError", "Graph", "MergeOptions", "MergeResult", "Node", "PASSES", "Pass", "PassError", "PassManager", "PassResult",
-    "Problem", "ShapeError", "SpdnnError", "SpecError", "Summary", "TensorType", "UnknownOpError",
+    "Problem", "ShapeError", "SpdnnError", "SpecError", "Summary", "TensorType", "UnknownOpError", "UnsupportedOpError",
     "Value", "VerifyError", "__version__", "all_ops", "build_torch", "count_params", "get_op",
     "get_pass", "infer_shapes", "load_spec", "load_spec_text", "merge_networks", "run_passes", "summarize",
 ]

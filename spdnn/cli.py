@@ -26,7 +26,7 @@ def _parser() -> argparse.ArgumentParser:
                        "Several inputs are merged into one semi-parallel network (SPDNN), which adds "
                        "merge_report.json/.md and a picture of every merge stage; --separate compiles "
                        "them one by one instead.")
-    c.add_argument("inputs", nargs="+", metavar="INPUT", help="YAML spec files")
+    c.add_argument("inputs", nargs="+", metavar="INPUT", help="YAML spec files or ONNX models (.onnx)")
     c.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
     c.add_argument("--seed", type=int, default=0, help="seed of the initial weights (default 0)")
     c.add_argument("--separate", action="store_true", help="compile several inputs separately, no merge")
@@ -48,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--no-output-pass", action="store_true",
                    help="stop after the first contraction (the thesis's App. A/B write-ups)")
 
-    i = sub.add_parser("inspect", help="print the per-layer table of a spec")
+    i = sub.add_parser("inspect", help="print the per-layer table of a spec (or an ONNX model)")
     i.add_argument("spec", metavar="SPEC")
     i.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -109,10 +109,10 @@ def _cmd_compile(args) -> int:
 
 
 def _cmd_inspect(args) -> int:
-    from spdnn.frontends.yaml_importer import load_spec
+    from spdnn.compile import load_input
     from spdnn.summary import summarize
 
-    summary = summarize(load_spec(args.spec))
+    summary = summarize(load_input(args.spec))
     if args.json:
         print(json.dumps(summary.to_dict(), indent=2))
     else:

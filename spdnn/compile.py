@@ -22,7 +22,7 @@ from spdnn.merge import MergeOptions, MergeResult, merge_networks, stage_dot, st
 from spdnn.render import to_dot, to_mermaid
 from spdnn.summary import Summary, summarize
 
-__all__ = ["CompiledModel", "compile_graph", "compile_specs", "load_all", "merge_specs", "write_outputs"]
+__all__ = ["CompiledModel", "compile_graph", "compile_specs", "load_all", "load_input", "merge_specs", "write_outputs"]
 
 
 @dataclass
@@ -34,15 +34,27 @@ class CompiledModel:
     files: dict[str, bytes] = field(default_factory=dict)
 
 
-def load_all(paths: Iterable[str | Path]) -> list[Graph]:
-    """Load every spec, collecting the problems of all of them into one SpecError."""
+def load_input(path: str | Path) -> Graph:
+    """Load a YAML spec, or import an ONNX model (``.onnx``; its weights go in
+    ``graph.meta["weights"]``)."""
+    if str(path).lower().endswith(".onnx"):
+        from spdnn.frontends.onnx_importer import import_onnx
+
+        imported = import_onnx(path)
+        imported.graph.meta["weights"] = imported.weights
+        return imported.graph
     from spdnn.frontends.yaml_importer import load_spec
 
+    return load_spec(path)
+
+
+def load_all(paths: Iterable[str | Path]) -> list[Graph]:
+    """Load every input, collecting the spec problems of all of them into one SpecError."""
     graphs: list[Graph] = []
     problems: list[Problem] = []
     for path in paths:
         try:
-            graphs.append(load_spec(path))
+            graphs.append(load_input(path))
         except SpecError as e:
             problems.extend(e.problems)
     seen: dict[str, str] = {}
@@ -60,10 +72,12 @@ def compile_graph(graph: Graph, seed: int = 0, opset: int | None = None) -> Comp
     """Artefacts of one model: state dict, ONNX model (same weights), resolved spec, DOT and
     Mermaid pictures."""
     from spdnn.backends.onnx_exporter import DEFAULT_OPSET, export_onnx
-    from spdnn.backends.torch_exporter import build_torch_module, state_dict_bytes
+    from spdnn.backends.torch_exporter import build_torch_module, load_weights, state_dict_bytes
     from spdnn.backends.yaml_exporter import dump_spec
 
     module = build_torch_module(graph, seed=seed)
+    if graph.meta.get("weights"):  # an imported model keeps its trained weights
+        load_weights(module, graph.meta["weights"])
     onnx_model = export_onnx(graph, module.state_dict(), opset or DEFAULT_OPSET)
     return CompiledModel(graph, summarize(graph), {
         f"{graph.name}.pt": state_dict_bytes(module),

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
 SPECS = sorted((ROOT / "specs").glob("*/*.yaml"))
 
 

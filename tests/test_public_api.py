@@ -6,7 +6,7 @@ import spdnn
 def test_public_names_are_pinned():
     assert sorted(spdnn.__all__) == sorted([
         "ExportError", "Graph", "MergeOptions", "MergeResult", "Node", "PASSES", "Pass", "PassError", "PassManager", "PassResult",
-        "Problem", "ShapeError", "SpdnnError", "SpecError", "Summary", "TensorType", "UnknownOpError",
+        "Problem", "ShapeError", "SpdnnError", "SpecError", "Summary", "TensorType", "UnknownOpError", "UnsupportedOpError",
         "Value", "VerifyError", "__version__", "all_ops", "build_torch", "count_params", "get_op",
         "get_pass", "infer_shapes", "load_spec", "load_spec_text", "merge_networks", "run_passes", "summarize",
     ])
@@ -15,7 +15,7 @@ def test_public_names_are_pinned():
 
 
 def test_every_user_error_is_an_spdnn_error():
-    for cls in (spdnn.SpecError, spdnn.UnknownOpError, spdnn.VerifyError, spdnn.ShapeError,
+    for cls in (spdnn.SpecError, spdnn.UnknownOpError, spdnn.UnsupportedOpError, spdnn.VerifyError, spdnn.ShapeError,
                 spdnn.PassError, spdnn.ExportError):
         assert issubclass(cls, spdnn.SpdnnError)
 

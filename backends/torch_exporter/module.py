@@ -19,7 +19,7 @@ from spdnn.passes.infer_shapes import infer_shapes
 
 from .lowerings import BOUNDARY_OPS, LOWERINGS, UNSUPPORTED, lower
 
-__all__ = ["SpdnnModule", "build_torch_module", "state_dict_bytes"]
+__all__ = ["SpdnnModule", "build_torch_module", "load_weights", "state_dict_bytes"]
 
 
 class SpdnnModule(nn.Module):
@@ -122,3 +122,15 @@ def state_dict_bytes(module: nn.Module) -> bytes:
     buf = io.BytesIO()
     torch.save(module.state_dict(), buf)
     return buf.getvalue()
+
+
+def load_weights(module: nn.Module, weights: dict) -> nn.Module:
+    """Load numpy arrays (e.g. from the ONNX importer) into ``module``; every key must match."""
+    import numpy as np
+
+    state = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in weights.items()}
+    missing, unexpected = module.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.endswith("num_batches_tracked")]
+    if missing or unexpected:
+        raise ExportError(f"weights do not fit the module: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    return module

@@ -64,8 +64,8 @@ def _conv(ctx: Context, node, a):
     padding, explicit = _padding(ctx, node, a, kernel, strides, dilations)
     x = ctx.value(node.input[0])
     if explicit:
-        t, l, bt, r = explicit
-        x = ctx.add("pad", {"padding": [l, r, t, bt]}, [x], suffix="_pad")
+        top, left, bottom, right = explicit
+        x = ctx.add("pad", {"padding": [left, right, top, bottom]}, [x], suffix="_pad")
     weights = {"weight": w.astype(np.float32)} | ({"bias": b.astype(np.float32)} if b is not None else {})
     return [ctx.add("conv2d", {"out_channels": w.shape[0], "kernel_size": kernel, "stride": strides,
                                "padding": padding, "dilation": dilations, "groups": a.get("group", 1),
@@ -107,7 +107,12 @@ def _gemm(ctx: Context, node, a):
     b = ctx.need_const(node.input[1], "Gemm B")
     weight = a.get("alpha", 1.0) * (b if a.get("transB", 0) else b.T)
     c = ctx.const(node.input[2]) if len(node.input) > 2 and node.input[2] else None
-    bias = None if c is None else np.broadcast_to(a.get("beta", 1.0) * c, (weight.shape[0],)).copy()
+    bias = None
+    if c is not None:
+        out = weight.shape[0]
+        if c.size not in (1, out) or c.ndim == 2 and c.shape[0] != 1:
+            raise Unsupported(f"a bias C of shape {list(c.shape)}; a scalar or one value per output is supported")
+        bias = np.broadcast_to(a.get("beta", 1.0) * c.reshape(-1), (out,)).copy()
     return [_linear(ctx, ctx.value(node.input[0]), weight, bias)]
 
 
@@ -314,6 +319,9 @@ def _resize_attrs(ctx: Context, node, a, scales, sizes) -> dict[str, Any]:
             raise Unsupported(f"nearest resize with {transform}/{nearest}; asymmetric/floor (or half-pixel "
                               "rounding with integer scales) is supported")
         return {"mode": "nearest", **target}
+    out_size = target.get("size") or [int(d) * f for d, f in zip(t.shape[2:], target["scale_factor"], strict=True)]
+    if mode == "linear" and transform == "pytorch_half_pixel" and 1 in out_size:
+        raise Unsupported("pytorch_half_pixel to an output size of 1 samples at 0; torch samples the centre")
     if mode == "linear" and transform in ("half_pixel", "pytorch_half_pixel", "align_corners"):
         return {"mode": "bilinear", "align_corners": transform == "align_corners", **target}
     raise Unsupported(f"resize mode {mode} with {transform}")

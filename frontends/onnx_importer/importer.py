@@ -32,7 +32,7 @@ from .loader import load_onnx_file
 
 __all__ = ["Imported", "import_onnx", "MIN_OPSET", "Unsupported"]
 
-MIN_OPSET = 11
+MIN_OPSET = 6
 
 
 class Unsupported(Exception):
