@@ -176,3 +176,10 @@ def test_run_bad_model_exits_2(tmp_path, setup, message):
     proc = subprocess.run([sys.executable, "-m", "spdnn", "run", str(tmp_path / "m.onnx")],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_onnx_speed_benchmark_script_runs():
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "onnx_speed.py"), "--quick"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "dynamic_filters/mnist_baseline" in proc.stdout and "ratios:" in proc.stdout

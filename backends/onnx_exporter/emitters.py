@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from onnx import NodeProto, TensorProto, helper, numpy_helper
+from onnx import NodeProto, helper
 
 from spdnn.errors import ExportError
 from spdnn.ir.graph import Node
@@ -32,7 +32,8 @@ class Emit:
     out_types: list[TensorType]
     weights: dict[str, np.ndarray]
     nodes: list[NodeProto] = field(default_factory=list)
-    initializers: list[TensorProto] = field(default_factory=list)
+    #: (name, array) pairs; the exporter writes them into the graph
+    initializers: list[tuple[str, np.ndarray]] = field(default_factory=list)
 
     def op(self, op_type: str, inputs: list[str], outputs: list[str] | None = None, suffix: str = "",
            **attrs) -> str:
@@ -52,7 +53,7 @@ class Emit:
         return self.const(name, array)
 
     def const(self, name: str, array: np.ndarray) -> str:
-        self.initializers.append(numpy_helper.from_array(np.asarray(array), name))
+        self.initializers.append((name, np.asarray(array)))
         return name
 
 

@@ -57,7 +57,7 @@ def weights_sha256(weights: dict[str, np.ndarray]) -> str:
     for name in sorted(weights):
         a = np.ascontiguousarray(weights[name])
         h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
-        h.update(a.tobytes())
+        h.update(memoryview(a).cast("B"))  # no copy
     return h.hexdigest()
 
 
@@ -110,7 +110,13 @@ def export_onnx(graph: Graph, weights: dict[str, Any], opset: int = DEFAULT_OPSE
         EMITTERS[node.op](e)
         nodes += e.nodes
         inits += e.initializers
-    onnx_graph = helper.make_graph(nodes, graph.name, inputs, outputs, initializer=inits)
+    onnx_graph = helper.make_graph(nodes, graph.name, inputs, outputs)
+    for name, array in inits:  # built in place: one copy of each weight
+        tensor = onnx_graph.initializer.add()
+        tensor.name = name
+        tensor.data_type = helper.np_dtype_to_tensor_dtype(array.dtype)
+        tensor.dims.extend(array.shape)
+        tensor.raw_data = np.ascontiguousarray(array, array.dtype.newbyteorder("<")).tobytes()
     opsets = [helper.make_opsetid("", opset)]
     model = helper.make_model(onnx_graph, opset_imports=opsets, producer_name="spdnn",
                               producer_version=__version__,
