@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from spdnn.backends.onnx_exporter import export_onnx, make_session
 
 import spdnn
-from spdnn.backends.onnx_exporter import export_onnx, make_session
 
 ROOT = Path(__file__).resolve().parents[1]
 NETWORKS = ["dynamic_filters/mnist_baseline", "vacgan_mnist/classifier", "vacgan_mnist/generator",

@@ -44,7 +44,7 @@ __all__ = [
     "ExportError", "Graph", "MergeOptions", "MergeResult", "Node", "PASSES", "Pass", "PassError", "PassManager", "PassResult",
     "Problem", "ShapeError", "SpdnnError", "SpecError", "Summary", "TensorType", "UnknownOpError", "UnsupportedOpError",
     "Value", "VerifyError", "__version__", "all_ops", "build_torch", "count_params", "get_op",
-    "get_pass", "infer_shapes", "load_spec", "load_spec_text", "merge_networks", "run_passes", "summarize",
+    "export_onnx", "get_pass", "import_onnx", "infer_shapes", "load_spec", "load_spec_text", "merge_networks", "run_onnx", "run_passes", "summarize",
 ]
 
 
@@ -68,6 +68,27 @@ def run_passes(graph: Graph, passes: list[str | Pass] | str) -> Graph:
         passes = [p.strip() for p in passes.split(",") if p.strip()]
     objs = [get_pass(p) if isinstance(p, str) else p for p in passes]
     return PassManager(objs).run(graph).graph
+
+
+def export_onnx(graph: Graph, weights, opset: int = 17):
+    """An ``onnx.ModelProto`` of ``graph`` with ``weights`` (e.g. ``module.state_dict()``)."""
+    from spdnn.backends.onnx_exporter import export_onnx as _export
+
+    return _export(graph, weights, opset)
+
+
+def import_onnx(model):
+    """Import an ONNX model (path or ModelProto); returns ``.graph`` and ``.weights``."""
+    from spdnn.frontends.onnx_importer import import_onnx as _import
+
+    return _import(model)
+
+
+def run_onnx(model, inputs):
+    """Run an ONNX model (path or bytes) in onnxruntime; returns (outputs by name, provider)."""
+    from spdnn.backends.onnx_exporter import run_onnx as _run
+
+    return _run(model, inputs)
 
 
 def build_torch(graph: Graph, seed: int | None = None) -> SpdnnModule:

@@ -123,10 +123,10 @@ def _cmd_inspect(args) -> int:
 def _cmd_run(args) -> int:
     import numpy as np
 
-    from spdnn.backends.onnx_exporter import run_onnx
+    from spdnn.backends.onnx_exporter import read_model, run_onnx
     from spdnn.errors import SpdnnError
 
-    model = _read_onnx(args.model)
+    model = read_model(args.model)
     named: dict[str, np.ndarray] = {}
     positional: list[np.ndarray] = []
     for item in args.input:
@@ -152,24 +152,6 @@ def _cmd_run(args) -> int:
         np.savez(args.output, **outputs)
         print(f"wrote {args.output}")
     return 0
-
-
-def _read_onnx(path: str) -> bytes:
-    from pathlib import Path
-
-    from spdnn.errors import SpdnnError
-
-    p = Path(path)
-    if not p.is_file():
-        raise SpdnnError(f"{path}: no such file" if not p.exists() else f"{path}: not a file")
-    data = p.read_bytes()
-    try:
-        import onnx
-
-        onnx.checker.check_model(onnx.load_from_string(data))
-    except Exception as e:
-        raise SpdnnError(f"{path}: not a valid ONNX model ({str(e).splitlines()[0][:200]})") from None
-    return data
 
 
 def _cmd_schema(args) -> int:

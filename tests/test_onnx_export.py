@@ -96,7 +96,7 @@ def test_merged_network_matches_torch():
     assert_parity(merge_networks(parents, "iris_fcdnn").graph, 2)
 
 
-@pytest.mark.parametrize("path", SPECS[:4] + SPECS[-3:], ids=[p.stem for p in SPECS[:4] + SPECS[-3:]])
+@pytest.mark.parametrize("path", SPECS, ids=[p.stem for p in SPECS])
 def test_models_pass_full_check_strict_inference_and_load_optimised(path):
     graph = spdnn.load_spec(path)
     model = export_onnx(graph, spdnn.build_torch(graph, seed=0).state_dict())

@@ -8,7 +8,7 @@ def test_public_names_are_pinned():
         "ExportError", "Graph", "MergeOptions", "MergeResult", "Node", "PASSES", "Pass", "PassError", "PassManager", "PassResult",
         "Problem", "ShapeError", "SpdnnError", "SpecError", "Summary", "TensorType", "UnknownOpError", "UnsupportedOpError",
         "Value", "VerifyError", "__version__", "all_ops", "build_torch", "count_params", "get_op",
-        "get_pass", "infer_shapes", "load_spec", "load_spec_text", "merge_networks", "run_passes", "summarize",
+        "export_onnx", "get_pass", "import_onnx", "infer_shapes", "load_spec", "load_spec_text", "merge_networks", "run_onnx", "run_passes", "summarize",
     ])
     for name in spdnn.__all__:
         assert getattr(spdnn, name) is not None

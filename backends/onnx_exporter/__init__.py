@@ -9,7 +9,7 @@ from .exporter import (
            to_numpy_weights,
            weights_sha256,
 )
-from .runtime import choose_providers, make_session, run_onnx
+from .runtime import choose_providers, make_session, read_model, run_onnx
 
 __all__ = ["DEFAULT_OPSET", "EMITTERS", "MIN_OPSET", "UNSUPPORTED", "choose_providers", "export_onnx", "max_opset",
-           "make_session", "run_onnx", "to_numpy_weights", "weights_sha256"]
+           "make_session", "read_model", "run_onnx", "to_numpy_weights", "weights_sha256"]

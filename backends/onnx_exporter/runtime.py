@@ -8,7 +8,24 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-__all__ = ["choose_providers", "make_session", "max_runtime_opset", "run_onnx"]
+__all__ = ["choose_providers", "make_session", "max_runtime_opset", "read_model", "run_onnx"]
+
+
+def read_model(path: str | Path) -> bytes:
+    """The bytes of a checked ONNX model file; SpdnnError for a missing or invalid file."""
+    import onnx
+
+    from spdnn.errors import SpdnnError
+
+    p = Path(path)
+    if not p.is_file():
+        raise SpdnnError(f"{path}: no such file" if not p.exists() else f"{path}: not a file")
+    data = p.read_bytes()
+    try:
+        onnx.checker.check_model(onnx.load_from_string(data))
+    except Exception as e:
+        raise SpdnnError(f"{path}: not a valid ONNX model ({str(e).splitlines()[0][:200]})") from None
+    return data
 
 
 def choose_providers() -> list[str]:
