@@ -52,13 +52,24 @@ def _padding(ctx: Context, node, a: dict, kernel, strides, dilations) -> tuple[A
     return (0, 0), pads
 
 
+def _conv_params(ctx: Context, node, what: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """The constant 4-D weight and optional bias of a 2-D (transposed) convolution."""
+    _spatial(ctx, node)
+    w = ctx.need_const(node.input[1], f"{what} weight")
+    if w.ndim != 4:
+        raise Unsupported(f"only 2-D {what} is supported")
+    b = ctx.const(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+    return w, b
+
+
+def _params(weight: np.ndarray, bias: np.ndarray | None) -> dict[str, np.ndarray]:
+    """State-dict entries of a layer with an optional bias."""
+    return {"weight": weight.astype(np.float32)} | ({"bias": bias.astype(np.float32)} if bias is not None else {})
+
+
 @handler("Conv")
 def _conv(ctx: Context, node, a):
-    _spatial(ctx, node)
-    w = ctx.need_const(node.input[1], "Conv weight")
-    if w.ndim != 4:
-        raise Unsupported("only 2-D convolutions are supported")
-    b = ctx.const(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+    w, b = _conv_params(ctx, node, "convolution")
     kernel = list(a.get("kernel_shape", w.shape[2:]))
     strides, dilations = list(a.get("strides", [1, 1])), list(a.get("dilations", [1, 1]))
     padding, explicit = _padding(ctx, node, a, kernel, strides, dilations)
@@ -66,38 +77,32 @@ def _conv(ctx: Context, node, a):
     if explicit:
         top, left, bottom, right = explicit
         x = ctx.add("pad", {"padding": [left, right, top, bottom]}, [x], suffix="_pad")
-    weights = {"weight": w.astype(np.float32)} | ({"bias": b.astype(np.float32)} if b is not None else {})
     return [ctx.add("conv2d", {"out_channels": w.shape[0], "kernel_size": kernel, "stride": strides,
                                "padding": padding, "dilation": dilations, "groups": a.get("group", 1),
-                               "bias": b is not None}, [x], weights=weights)]
+                               "bias": b is not None}, [x], weights=_params(w, b))]
 
 
 @handler("ConvTranspose")
 def _conv_transpose(ctx: Context, node, a):
-    _spatial(ctx, node)
-    w = ctx.need_const(node.input[1], "ConvTranspose weight")
-    if w.ndim != 4:
-        raise Unsupported("only 2-D transposed convolutions are supported")
+    w, b = _conv_params(ctx, node, "transposed convolution")
     if "output_shape" in a or a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
         raise Unsupported("output_shape and auto_pad are not supported")
     pads = list(a.get("pads", [0, 0, 0, 0]))
     if pads[0] != pads[2] or pads[1] != pads[3]:
         raise Unsupported(f"asymmetric pads {pads}")
     group = a.get("group", 1)
-    b = ctx.const(node.input[2]) if len(node.input) > 2 and node.input[2] else None
-    weights = {"weight": w.astype(np.float32)} | ({"bias": b.astype(np.float32)} if b is not None else {})
     return [ctx.add("conv_transpose2d", {
         "out_channels": w.shape[1] * group, "kernel_size": list(a.get("kernel_shape", w.shape[2:])),
         "stride": list(a.get("strides", [1, 1])), "padding": [pads[0], pads[1]],
         "output_padding": list(a.get("output_padding", [0, 0])), "dilation": list(a.get("dilations", [1, 1])),
-        "groups": group, "bias": b is not None}, [ctx.value(node.input[0])], weights=weights)]
+        "groups": group, "bias": b is not None}, [ctx.value(node.input[0])], weights=_params(w, b))]
 
 
 def _linear(ctx: Context, x, weight: np.ndarray, bias: np.ndarray | None):
     if ctx.type(x).rank != 2:
         raise Unsupported(f"a {ctx.type(x).rank}-D input; only (N, features) is supported")
-    weights = {"weight": weight.astype(np.float32)} | ({"bias": bias.astype(np.float32)} if bias is not None else {})
-    return ctx.add("linear", {"out_features": weight.shape[0], "bias": bias is not None}, [x], weights=weights)
+    return ctx.add("linear", {"out_features": weight.shape[0], "bias": bias is not None}, [x],
+                   weights=_params(weight, bias))
 
 
 @handler("Gemm")
