@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from spdnn.backends.torch_exporter import load_weights
 
 import spdnn
-from spdnn.backends.torch_exporter import load_weights
 
 ROOT = Path(__file__).resolve().parents[2]
 
