@@ -176,3 +176,11 @@ def test_compile_unsupported_onnx_exits_2(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert "Cos (opset 17) at node 'cos1'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_maxpool_indices_as_a_graph_output_are_refused():
+    model = _model([helper.make_node("MaxPool", ["x"], ["y", "i"], name="pool", kernel_shape=[2, 2], strides=[2, 2])],
+                   [_info("x", [1, 1, 4, 4])],
+                   [_info("y", [1, 1, 2, 2]), helper.make_tensor_value_info("i", TensorProto.INT64, [1, 1, 2, 2])])
+    with pytest.raises(spdnn.UnsupportedOpError, match="MaxPool indices as a graph output"):
+        import_onnx(model)

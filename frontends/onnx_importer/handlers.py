@@ -233,6 +233,9 @@ def _max_pool(ctx: Context, node, a):
     if a.get("storage_order", 0):
         raise Unsupported("storage_order=1")
     with_indices = len(node.output) > 1 and bool(node.output[1])
+    if with_indices and node.output[1] in ctx.graph_outputs:
+        raise Unsupported("MaxPool indices as a graph output: ONNX counts them over the whole tensor, torch "
+                          "per (N, C) plane")
     v = ctx.add("max_pool2d", {**attrs, "dilation": list(a.get("dilations", [1, 1])),
                                "return_indices": with_indices}, [ctx.value(node.input[0])])
     return [v, Value(v.node, 1)] if with_indices else [v]

@@ -58,6 +58,8 @@ class Context:
         self.values: dict[str, Value] = {}
         #: how many ONNX nodes (and graph outputs) read each tensor
         self.consumers: dict[str, int] = {}
+        #: names of the graph outputs
+        self.graph_outputs: set[str] = set()
         self.node_name = ""
 
     # -- values
@@ -134,6 +136,7 @@ def import_onnx(model: onnx.ModelProto | str | Path, name: str | None = None) ->
     ctx = Context(sanitize(name or graph.name or Path(source).stem or "model"), opset)
     for init in graph.initializer:
         ctx.consts[init.name] = numpy_helper.to_array(init)
+    ctx.graph_outputs = {o.name for o in graph.output}
     for tensor in [i for n in graph.node for i in n.input] + [o.name for o in graph.output]:
         ctx.consumers[tensor] = ctx.consumers.get(tensor, 0) + 1
     problems: list[tuple[str, int, str, str]] = []
