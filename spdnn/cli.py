@@ -137,7 +137,10 @@ def _cmd_run(args) -> int:
             raise SpdnnError(f"cannot read input {path!r}: {e.strerror or e}") from None
         except ValueError:
             raise SpdnnError(f"input {path!r} is not a .npy array file (numpy.save writes one)") from None
-        (named.__setitem__(name, array) if sep else positional.append(array))
+        if sep:
+            named[name] = array
+        else:
+            positional.append(array)
     if named and positional:
         raise SpdnnError("give inputs either all by position or all as NAME=FILE.npy")
     try:

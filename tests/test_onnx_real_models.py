@@ -14,10 +14,10 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from spdnn.backends.torch_exporter import load_weights
 from torch import nn
 
 import spdnn
-from spdnn.backends.torch_exporter import load_weights
 
 
 class BasicBlock(nn.Module):

@@ -21,12 +21,11 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from spdnn.errors import ShapeError, SpdnnError, UnsupportedOpError
-from spdnn.ir import meta as M
+from spdnn.errors import SpdnnError, UnsupportedOpError
 from spdnn.ir.graph import Graph, Value
 from spdnn.ir.naming import sanitize
 from spdnn.ir.types import TensorType
-from spdnn.ops import get_op
+from spdnn.passes.infer_shapes import infer_node
 
 from .loader import load_onnx_file
 
@@ -88,18 +87,12 @@ class Context:
         """Add an IR node named after the current ONNX node, infer its types, store weights."""
         name = self.g.unique_name(self.node_name + suffix)
         try:
-            node = self.g.add_node(name, op, attrs, inputs)
-            opdef = get_op(op)
-            in_types = [self.type(v) for v in inputs]
-            out_types = opdef.infer(node.attrs, in_types)
-        except (ShapeError, SpdnnError) as e:
+            self.g.add_node(name, op, attrs, inputs)
+            infer_node(self.g, name)
+        except SpdnnError as e:  # ShapeError, VerifyError (bad attributes)
             if name in self.g:
                 self.g.remove(name)
             raise Unsupported(str(e).splitlines()[0]) from None
-        meta = self.g.meta_of(name)
-        meta[M.OUT_TYPES] = out_types
-        meta[M.PARAMS] = opdef.params(node.attrs, in_types)
-        meta[M.FLOPS] = opdef.flops(node.attrs, in_types, out_types)
         for key, array in (weights or {}).items():
             self.weights[f"{name}.{key}"] = np.ascontiguousarray(array)
         return Value(name, 0)
@@ -188,8 +181,7 @@ def _add_input(ctx: Context, inp: onnx.ValueInfoProto) -> None:
         raise Unsupported(f"input shape {dims}: needs a batch dimension and static sample dimensions")
     name = ctx.g.unique_name(sanitize(inp.name))
     ctx.g.add_node(name, "input", {"shape": dims[1:]})
-    ctx.g.meta_of(name)[M.OUT_TYPES] = get_op("input").infer(ctx.g.node(name).attrs, [])
-    ctx.g.meta_of(name)[M.PARAMS] = ctx.g.meta_of(name)[M.FLOPS] = 0
+    infer_node(ctx.g, name)
     ctx.values[inp.name] = Value(name, 0)
 
 

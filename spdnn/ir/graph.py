@@ -161,17 +161,6 @@ class Graph:
                 return
         raise VerifyError(f"input slot {dst_port} of {dst!r} is not connected")
 
-    def set_inputs(self, name: str, inputs: Iterable[ValueLike]) -> None:
-        """Replace all inputs of ``name`` by ``inputs`` (slots 0, 1, ...)."""
-        values = [_as_value(v) for v in inputs]
-        for u, _, k in list(self._g.in_edges(name, keys=True)):
-            self._g.remove_edge(u, name, key=k)
-        for slot, v in enumerate(values):
-            if v.node not in self._g:
-                raise VerifyError(f"input {v} of node {name!r} does not exist")
-            self._g.add_edge(v.node, name, key=slot, src_port=v.port)
-        self._order = None
-
     def replace_node(self, name: str, node: Node) -> None:
         """Swap the payload of ``name`` (same name) keeping edges and meta."""
         if node.name != name:

@@ -188,9 +188,6 @@ class LayerGraph:
         """Layer node ids (input and output excluded) in topological order."""
         return [n for n in self.order() if n not in (INPUT, OUTPUT)]
 
-    def labels(self) -> dict[str, tuple[str, int]]:
-        return {n: self.block(n).label for n in self.order()}
-
     def __len__(self) -> int:
         return self.g.number_of_nodes()
 

@@ -22,11 +22,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from spdnn.ir import meta as M
 from spdnn.ir.graph import Graph, Value
 from spdnn.ir.types import TensorType
 from spdnn.merge.layer_graph import INPUT, OUTPUT, Block, LayerGraph, MergeError, Op
-from spdnn.ops import get_op
+from spdnn.passes.infer_shapes import infer_node
 
 __all__ = ["to_network", "FINAL_ACTIVATIONS"]
 
@@ -42,14 +41,8 @@ class _Builder:
 
     def add(self, base: str, op: str, attrs: Any, inputs: list[Value]) -> Value:
         name = self.g.unique_name(base)
-        node = self.g.add_node(name, op, attrs, inputs)
-        opdef = get_op(op)
-        in_types = [self.g.type_of(v) for v in inputs]
-        out_types = opdef.infer(node.attrs, in_types)
-        meta = self.g.meta_of(name)
-        meta[M.OUT_TYPES] = out_types
-        meta[M.PARAMS] = opdef.params(node.attrs, in_types)
-        meta[M.FLOPS] = opdef.flops(node.attrs, in_types, out_types)
+        self.g.add_node(name, op, attrs, inputs)
+        infer_node(self.g, name)
         return Value(name, 0)
 
     def type(self, v: Value) -> TensorType:

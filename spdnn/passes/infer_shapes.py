@@ -12,7 +12,7 @@ from spdnn.ir.types import TensorType
 from spdnn.ops import get_op
 from spdnn.passes.base import Pass, PassResult
 
-__all__ = ["InferShapesPass", "infer_shapes"]
+__all__ = ["InferShapesPass", "infer_node", "infer_shapes"]
 
 
 @dataclass(frozen=True)
@@ -40,25 +40,32 @@ def infer_shapes(graph: Graph) -> Graph:
     problems: list[Problem] = []
     failed: set[str] = set()
     for node in graph:
-        meta = graph.meta_of(node.name)
         inputs = graph.inputs_of(node.name)
         if any(v.node in failed for v in inputs):
             failed.add(node.name)
             continue
-        in_types: list[TensorType] = [graph.type_of(v) for v in inputs]
-        opdef = get_op(node.op)
         try:
-            out_types = opdef.infer(node.attrs, in_types)
+            infer_node(graph, node.name)
         except ShapeError as e:
             failed.add(node.name)
             problems.append(_locate(graph, node.name, _describe(graph, node.name, str(e))))
-            continue
-        meta[M.OUT_TYPES] = out_types
-        meta[M.PARAMS] = opdef.params(node.attrs, in_types)
-        meta[M.FLOPS] = opdef.flops(node.attrs, in_types, out_types)
     if problems:
         raise SpecError(problems)
     return graph
+
+
+def infer_node(graph: Graph, name: str) -> list[TensorType]:
+    """Infer one node whose producers already have types: store its output types, parameter and
+    FLOP counts in its meta and return the types. Raises ShapeError from the op's shape rule."""
+    node = graph.node(name)
+    opdef = get_op(node.op)
+    in_types = [graph.type_of(v) for v in graph.inputs_of(name)]
+    out_types = opdef.infer(node.attrs, in_types)
+    meta = graph.meta_of(name)
+    meta[M.OUT_TYPES] = out_types
+    meta[M.PARAMS] = opdef.params(node.attrs, in_types)
+    meta[M.FLOPS] = opdef.flops(node.attrs, in_types, out_types)
+    return out_types
 
 
 def _describe(graph: Graph, name: str, message: str) -> str:
