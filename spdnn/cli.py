@@ -44,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--budget", type=_budget, default=None, metavar="N|largest",
                    help="rescale widths so the merged network has N parameters (within 2%%), or as many "
                    "as the largest parent")
-    m.add_argument("--head-kernel", type=int, default=3, help="kernel of the output head conv (default 3)")
+    m.add_argument("--head-kernel", type=_positive_int, default=3, help="kernel of the output head conv (default 3)")
     m.add_argument("--no-output-pass", action="store_true",
                    help="stop after the first contraction (the thesis's App. A/B write-ups)")
 
@@ -70,6 +70,16 @@ def _version() -> str:
     from spdnn import __version__
 
     return f"spdnn {__version__}"
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
 
 
 def _budget(text: str) -> int | str:

@@ -184,6 +184,7 @@ def test_separate_flag_compiles_parents_one_by_one(tmp_path):
     (["--budget", "lots"], "expected a parameter count or 'largest'"),
     (["--budget", "0"], "the budget must be positive"),
     (["--align", "crop"], "invalid choice: 'crop'"),
+    (["--head-kernel", "0"], "expected a positive integer, got 0"),
     (["--name", "my model"], "merged model name 'my model' must be an identifier"),
 ])
 def test_bad_merge_options_exit_2(tmp_path, args, message):
