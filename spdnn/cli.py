@@ -1,38 +1,81 @@
 """The ``spdnn`` command line.
 
-Exit codes: 0 success, 2 user error (bad spec, bad arguments; a short message, no traceback),
-1 internal error (a bug: the traceback is shown).
+Exit codes: 0 success; 2 user error (bad spec, bad arguments, unreadable file: a short located
+message, no traceback); 1 internal error (a bug in spdnn: one line asking for a report, the
+traceback only with ``-v``); 130 interrupted (Ctrl-C); 141 output pipe closed (``| head``).
+
+Only argparse is imported up front so that ``spdnn --help`` starts fast; each command imports
+what it needs.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-
-from spdnn.errors import SpdnnError
+import textwrap
 
 __all__ = ["main"]
 
+_EPILOG_FORMAT = argparse.RawDescriptionHelpFormatter
+
+
+def _examples(*lines: str) -> str:
+    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
+
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="spdnn", description="spdnn: a graph-based network design compiler")
+    p = argparse.ArgumentParser(
+        prog="spdnn", formatter_class=_EPILOG_FORMAT,
+        description="spdnn: a graph-based network design compiler. YAML or ONNX network specs in; "
+        "merged (SPDNN) networks, torch state dicts, ONNX models, reports and pictures out.",
+        epilog=_examples("spdnn compile specs/iris/*.yaml        # merge the four iris parents",
+                         "spdnn inspect specs/vacgan_mnist/classifier.yaml",
+                         "spdnn COMMAND --help                   # options and examples of a command"))
     p.add_argument("--version", action="version", version=_version())
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    c = sub.add_parser("compile", help="compile specs (several parents are merged into one SPDNN network)",
-                       description="Compile specs and write DIR/<name>.pt (state dict), <name>.onnx (same weights), <name>.yaml "
-                       "(resolved spec), <name>.dot and <name>.mmd (pictures), report.json and report.md. "
-                       "Several inputs are merged into one semi-parallel network (SPDNN), which adds "
-                       "merge_report.json/.md and a picture of every merge stage; --separate compiles "
-                       "them one by one instead.")
+    common = argparse.ArgumentParser(add_help=False)
+    loud = common.add_mutually_exclusive_group()
+    loud.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    loud.add_argument("-v", "--verbose", action="store_true",
+                      help="print more (each file written; the traceback of an internal error)")
+    limits = argparse.ArgumentParser(add_help=False)
+    lg = limits.add_argument_group("limits (docs/limits.md)")
+    lg.add_argument("--max-params", type=_count, default=None, metavar="N",
+                    help="largest parameter count of a layer or a network (default 2e9)")
+    lg.add_argument("--max-elements", type=_count, default=None, metavar="N",
+                    help="largest element count of one sample of a tensor (default 2e9)")
+
+    c = sub.add_parser(
+        "compile", parents=[common, limits], formatter_class=_EPILOG_FORMAT,
+        help="compile specs (several are merged into one SPDNN network)",
+        description=textwrap.dedent("""\
+            Compile specs into DIR: <name>.pt (state dict), <name>.onnx (same weights), <name>.yaml
+            (resolved spec), <name>.dot and <name>.mmd (pictures), report.json and report.md.
+            Several inputs are merged into one semi-parallel network (SPDNN), which adds
+            merge_report.json/.md and a picture of every merge stage; --separate compiles them one
+            by one instead. DIR (default out/<name>) is replaced as a whole, atomically: it never
+            mixes files of two runs. A folder holding files spdnn did not write is refused."""),
+        epilog=_examples("spdnn compile specs/iris/*.yaml                      # -> out/iris/",
+                         "spdnn compile specs/iris/*.yaml --name iris_fcdnn --budget largest",
+                         "spdnn compile specs/vacgan_mnist/classifier.yaml -o build/classifier",
+                         "spdnn compile --separate specs/*/*.yaml -o out/all",
+                         "spdnn compile model.onnx                             # import ONNX"))
     c.add_argument("inputs", nargs="+", metavar="INPUT", help="YAML spec files or ONNX models (.onnx)")
-    c.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
+    c.add_argument("-o", "--output", metavar="DIR",
+                   help="output folder (default out/<name>: the model's name, or for several inputs "
+                   "the name of their common folder)")
     c.add_argument("--seed", type=int, default=0, help="seed of the initial weights (default 0)")
     c.add_argument("--separate", action="store_true", help="compile several inputs separately, no merge")
     c.add_argument("--opset", type=int, default=None, help="ONNX opset of <name>.onnx (default 17)")
+    c.add_argument("--picture", choices=["compact", "full"], default="compact",
+                   help="compact pictures fold batch norm and activation into their conv/linear box "
+                   "(default); full draws every node")
     m = c.add_argument_group("SPDNN merging (several inputs)")
-    m.add_argument("--name", default="merged", help="name of the merged model (default: merged)")
+    m.add_argument("--name", default=None,
+                   help="name of the merged model (default: the inputs' common folder, else 'merged')")
     m.add_argument("--label-key", choices=["paper", "extended"], default="paper",
                    help="merge on the thesis's label (kernel/width, pooling, distance; default) or also "
                    "require equal stride, padding, normalisation and activation (extended)")
@@ -48,20 +91,42 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--no-output-pass", action="store_true",
                    help="stop after the first contraction (the thesis's App. A/B write-ups)")
 
-    i = sub.add_parser("inspect", help="print the per-layer table of a spec (or an ONNX model)")
-    i.add_argument("spec", metavar="SPEC")
-    i.add_argument("--json", action="store_true", help="machine-readable output")
+    i = sub.add_parser(
+        "inspect", parents=[common, limits], formatter_class=_EPILOG_FORMAT,
+        help="print the per-layer table of a spec or an ONNX model",
+        description="Load a spec (or import an ONNX model), infer shapes and print each layer's op, "
+        "output shape, parameters and FLOPs (per sample), with totals.",
+        epilog=_examples("spdnn inspect specs/dynamic_filters/mnist_baseline.yaml",
+                         "spdnn inspect model.onnx --json | jq .total_params"))
+    i.add_argument("spec", metavar="SPEC", help="a YAML spec or an ONNX model")
+    i.add_argument("--json", action="store_true", help="machine-readable output (exact numbers)")
 
-    r = sub.add_parser("run", help="run an ONNX model in onnxruntime (CUDA when available, else CPU)",
-                       description="Run MODEL.onnx on inputs from .npy files and print each output's shape "
-                       "and statistics; -o saves the outputs as .npz.")
+    r = sub.add_parser(
+        "run", parents=[common], formatter_class=_EPILOG_FORMAT,
+        help="run an ONNX model in onnxruntime (CUDA when available, else CPU)",
+        description="Run MODEL.onnx on inputs from .npy files (or random inputs) and print each "
+        "output's shape and statistics; -o saves the outputs as .npz.",
+        epilog=_examples("spdnn run out/iris/iris.onnx --random --batch 2",
+                         "spdnn run model.onnx -i x.npy -o y.npz",
+                         "spdnn run model.onnx -i image=x.npy -i code=c.npy"))
     r.add_argument("model", metavar="MODEL.onnx")
     r.add_argument("--input", "-i", action="append", default=[], metavar="[NAME=]FILE.npy",
                    help="an input array; repeat for several inputs (positional order, or NAME=FILE)")
+    r.add_argument("--random", action="store_true",
+                   help="feed standard-normal random inputs of the model's shapes (see --batch, --seed)")
+    r.add_argument("--batch", type=_positive_int, default=1, help="batch size of --random inputs (default 1)")
+    r.add_argument("--seed", type=int, default=0, help="seed of --random inputs (default 0)")
     r.add_argument("-o", "--output", metavar="FILE.npz", help="save the outputs")
     r.add_argument("--cpu", action="store_true", help="use the CPU provider even when CUDA is available")
 
-    s = sub.add_parser("schema", help="print the JSON Schema of the spec format")
+    s = sub.add_parser(
+        "schema", parents=[common], formatter_class=_EPILOG_FORMAT,
+        help="print the JSON Schema of the spec format (for editors)",
+        description="Print (or write) the JSON Schema of the spec format, generated from the op "
+        "registry: every op and attribute with its type, default and description. With "
+        "yaml-language-server, put '# yaml-language-server: $schema=spdnn.schema.json' at the top "
+        "of a spec for completion, hover and validation.",
+        epilog=_examples("spdnn schema -o spdnn.schema.json"))
     s.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
     return p
 
@@ -82,6 +147,18 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _count(text: str) -> int:
+    """A positive count: 2000000000, 2_000_000_000, 2e9."""
+    clean = text.replace("_", "").replace(",", "")
+    try:
+        value = int(clean) if clean.isdigit() else int(float(clean))
+    except (ValueError, OverflowError):
+        raise argparse.ArgumentTypeError(f"expected a positive count such as 2e9, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive count, got {text!r}")
+    return value
+
+
 def _budget(text: str) -> int | str:
     if text == "largest":
         return text
@@ -94,31 +171,58 @@ def _budget(text: str) -> int | str:
     return value
 
 
-def _cmd_compile(args) -> int:
-    from spdnn.compile import compile_specs, merge_specs, write_outputs
-    from spdnn.merge import MergeOptions
+class _Console:
+    """Prints what a command has to say, honouring -q (nothing) and -v (details too)."""
 
-    if len(args.inputs) > 1 and not args.separate:
+    def __init__(self, args: argparse.Namespace):
+        self.quiet = getattr(args, "quiet", False)
+        self.verbose = getattr(args, "verbose", False)
+
+    def say(self, text: str) -> None:
+        if not self.quiet:
+            print(text)
+
+    def detail(self, text: str) -> None:
+        if self.verbose:
+            print(text)
+
+
+def _cmd_compile(args, console: _Console) -> int:
+    from spdnn.compile import compile_specs, default_name, merge_specs, write_outputs
+    from spdnn.merge import MergeOptions
+    from spdnn.summary import human_count, human_flops
+
+    merging = len(args.inputs) > 1 and not args.separate
+    if merging:
+        name = args.name or default_name(args.inputs, "merged")
         options = MergeOptions(key=args.label_key, align=args.align, width_policy=args.width_policy,
                                budget=args.budget, head_kernel=args.head_kernel,
                                output_pass=not args.no_output_pass)
-        model, result = merge_specs(args.inputs, args.name, options, seed=args.seed, opset=args.opset)
+        model, result = merge_specs(args.inputs, name, options, seed=args.seed, opset=args.opset,
+                                    picture=args.picture)
         models = [model]
-        red = result.report()["reduction_percent"]
-        print(f"merged {len(args.inputs)} parents into {args.name}: {len(result.stages['parents'].layers())} "
-              f"layers became {len(result.final.layers())} ({red['params']}% fewer parameters than the "
-              "parents together)")
+        red = result.report()["reduction_percent"]["params"]
+        change = f"{red}% fewer" if red >= 0 else f"{-red}% more"
+        console.say(f"merged {len(args.inputs)} parents into {name}: {len(result.stages['parents'].layers())} "
+                    f"layers became {len(result.final.layers())} ({change} parameters than the parents together)")
     else:
-        models = compile_specs(args.inputs, seed=args.seed, opset=args.opset)
-    written = write_outputs(models, args.output)
+        models = compile_specs(args.inputs, seed=args.seed, opset=args.opset, picture=args.picture)
+        name = models[0].graph.name if len(models) == 1 else default_name(args.inputs, "models")
     for m in models:
-        print(f"{m.graph.name}: {len(m.summary.layers)} nodes, {m.summary.total_params:,} params, "
-              f"{m.summary.total_flops:,} FLOPs")
-    print(f"wrote {len(written)} files to {args.output}")
+        for note in m.notes:
+            console.say(f"note: {note}")
+    out_dir = args.output or os.path.join("out", name)
+    written = write_outputs(models, out_dir)
+    for m in models:
+        console.say(f"{m.graph.name}: {len(m.summary.layers)} nodes, {human_count(m.summary.total_params)} params, "
+                    f"{human_flops(m.summary.total_flops)}")
+    for path in written:
+        console.detail(f"  {path}")
+    console.say(f"wrote {len(written)} files to {out_dir}")
     return 0
 
 
-def _cmd_inspect(args) -> int:
+def _cmd_inspect(args, console: _Console) -> int:
     from spdnn.compile import load_input
     from spdnn.summary import summarize
 
@@ -130,70 +234,93 @@ def _cmd_inspect(args) -> int:
     return 0
 
 
-def _cmd_run(args) -> int:
-    import numpy as np
+def _cmd_run(args, console: _Console) -> int:
+    from spdnn.run import run_model
 
-    from spdnn.backends.onnx_exporter import read_model, run_onnx
-    from spdnn.errors import SpdnnError
-
-    model = read_model(args.model)
-    named: dict[str, np.ndarray] = {}
-    positional: list[np.ndarray] = []
-    for item in args.input:
-        name, sep, path = item.rpartition("=")
-        try:
-            array = np.load(path, allow_pickle=False)
-        except OSError as e:
-            raise SpdnnError(f"cannot read input {path!r}: {e.strerror or e}") from None
-        except ValueError:
-            raise SpdnnError(f"input {path!r} is not a .npy array file (numpy.save writes one)") from None
-        if sep:
-            named[name] = array
-        else:
-            positional.append(array)
-    if named and positional:
-        raise SpdnnError("give inputs either all by position or all as NAME=FILE.npy")
-    try:
-        outputs, provider = run_onnx(model, named or positional, ["CPUExecutionProvider"] if args.cpu else None)
-    except Exception as e:  # onnxruntime reports bad feeds with its own exception types
-        raise SpdnnError(f"onnxruntime could not run {args.model}: {e}") from None
-    print(f"provider: {provider}")
-    for name, value in outputs.items():
-        print(f"{name}: shape {tuple(value.shape)} {value.dtype}, min {value.min():.6g}, "
-              f"max {value.max():.6g}, mean {value.mean():.6g}")
-    if args.output:
-        np.savez(args.output, **outputs)
-        print(f"wrote {args.output}")
+    run_model(args, console)
     return 0
 
 
-def _cmd_schema(args) -> int:
+def _cmd_schema(args, console: _Console) -> int:
+    from spdnn.compile import write_file_atomically
     from spdnn.frontends.yaml_importer.schema import spec_json_schema
 
     text = json.dumps(spec_json_schema(), indent=2) + "\n"
     if args.output:
-        with open(args.output, "w", encoding="utf-8") as f:
-            f.write(text)
+        write_file_atomically(args.output, text.encode())
+        console.say(f"wrote {args.output}")
     else:
         sys.stdout.write(text)
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``spdnn`` console script."""
-    args = _parser().parse_args(argv)
-    handler = {"compile": _cmd_compile, "inspect": _cmd_inspect, "run": _cmd_run,
-               "schema": _cmd_schema}[args.command]
+_COMMANDS = {"compile": _cmd_compile, "inspect": _cmd_inspect, "run": _cmd_run, "schema": _cmd_schema}
+
+
+def _limit_overrides(args) -> dict[str, int]:
+    return {k: v for k in ("max_params", "max_elements") if (v := getattr(args, k, None)) is not None}
+
+
+def _run(args) -> int:
+    from spdnn.errors import SpdnnError
+    from spdnn.limits import overridden
+
+    console = _Console(args)
     try:
-        return handler(args)
+        with overridden(**_limit_overrides(args)):
+            return _COMMANDS[args.command](args, console)
     except SpdnnError as e:
         print(f"spdnn {args.command}: error: {e}", file=sys.stderr)
         return 2
-    except OSError as e:
-        print(f"spdnn {args.command}: error: {e}", file=sys.stderr)
+    except (OSError, MemoryError) as e:
+        if isinstance(e, BrokenPipeError):
+            raise
+        print(f"spdnn {args.command}: error: {_os_error_text(e)}", file=sys.stderr)
         return 2
+
+
+def _os_error_text(e: BaseException) -> str:
+    if isinstance(e, MemoryError):
+        return "out of memory (lower the sizes in the spec, or the limits in docs/limits.md)"
+    if isinstance(e, OSError) and e.strerror:
+        where = f"{e.filename}: " if e.filename else ""
+        return f"{where}{e.strerror.lower()}"
+    return str(e)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``spdnn`` console script."""
+    args = None
+    try:
+        args = _parser().parse_args(argv)
+        return _run(args)
     except KeyboardInterrupt:
+        print("\nspdnn: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`spdnn inspect x --json | head -1`): end quietly, as Unix tools do.
+        _silence_stdout()
+        return 141
+    except SystemExit as e:  # argparse: --help (0) or bad arguments (2)
+        return e.code if isinstance(e.code, int) else 2
+    except Exception as e:  # a bug in spdnn
+        command = f"spdnn {args.command}" if args is not None else "spdnn"
+        if args is not None and getattr(args, "verbose", False):
+            import traceback
+
+            traceback.print_exc()
+        print(f"{command}: internal error (a bug in spdnn: please report it with the command and its "
+              f"inputs; -v shows the traceback): {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}",
+              file=sys.stderr)
+        return 1
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

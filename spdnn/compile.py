@@ -2,14 +2,24 @@
 
 ``compile_specs`` does all the work in memory first (load, verify, infer shapes, build and
 initialise the torch module, render pictures and reports); only when every input succeeded
-are the files written, each to a temporary name in the output directory and then moved into
-place, so a failure leaves no partial files and never clobbers earlier good outputs.
+are the files written.
+
+Output folders (``write_outputs``). The folder belongs to one compile run and is replaced as a
+whole: the files are written into a staging folder beside it (``.spdnn-stage-<name>-<pid>-*``),
+then the old folder is moved aside (``.spdnn-old-<name>-<pid>-*``), the staging folder takes its
+name and the old one is deleted. So a folder never mixes the files of two runs, and a failed or
+killed run never leaves a partial folder under the real name. A run removes the staging and old
+folders that killed runs left behind (restoring an old folder whose replacement never arrived).
+A folder that exists and holds files spdnn did not write (no ``report.json`` of ours) is refused.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
+import shutil
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -17,12 +27,13 @@ from pathlib import Path
 
 from spdnn.errors import Problem, SpdnnError, SpecError
 from spdnn.ir.graph import Graph
-from spdnn.ir.naming import is_valid_name
+from spdnn.ir.naming import is_valid_name, sanitize
 from spdnn.merge import MergeOptions, MergeResult, merge_networks, stage_dot, stage_mermaid
 from spdnn.render import to_dot, to_mermaid
 from spdnn.summary import Summary, summarize
 
-__all__ = ["CompiledModel", "compile_graph", "compile_specs", "load_all", "load_input", "merge_specs", "write_outputs"]
+__all__ = ["CompiledModel", "compile_graph", "compile_specs", "default_name", "load_all", "load_input", "merge_specs",
+           "write_file_atomically", "write_outputs"]
 
 
 @dataclass
@@ -32,6 +43,7 @@ class CompiledModel:
     graph: Graph
     summary: Summary
     files: dict[str, bytes] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
 
 def load_input(path: str | Path) -> Graph:
@@ -57,20 +69,48 @@ def load_all(paths: Iterable[str | Path]) -> list[Graph]:
             graphs.append(load_input(path))
         except SpecError as e:
             problems.extend(e.problems)
+    if problems:
+        raise SpecError(problems)
+    _rename_clashes(graphs, problems)
+    if problems:
+        raise SpecError(problems)
+    return graphs
+
+
+def _rename_clashes(graphs: list[Graph], problems: list[Problem]) -> None:
+    """Models that share a name (two ``torch.onnx.export`` files are both ``main_graph``) take
+    their file's stem instead; the rename is noted in ``graph.meta["notes"]``. Names that still
+    clash are problems."""
+    counts: dict[str, int] = {}
+    for g in graphs:
+        counts[g.name] = counts.get(g.name, 0) + 1
+    for g in graphs:
+        if counts[g.name] > 1 and g.meta.get("file"):
+            stem = sanitize(Path(g.meta["file"]).stem)
+            g.meta.setdefault("notes", []).append(
+                f"model {g.name!r} of {g.meta['file']} is renamed {stem!r} (its file's stem): "
+                f"{counts[g.name]} inputs are named {g.name!r}")
+            g.name = stem
     seen: dict[str, str] = {}
     for g in graphs:
         if g.name in seen:
             problems.append(Problem(f"model name {g.name!r} is also used by {seen[g.name]}; "
                                     "outputs would collide", g.meta.get("file", "<spec>")))
         seen[g.name] = g.meta.get("file", "<spec>")
-    if problems:
-        raise SpecError(problems)
-    return graphs
 
 
-def compile_graph(graph: Graph, seed: int = 0, opset: int | None = None) -> CompiledModel:
+def default_name(paths: Iterable[str | Path], fallback: str) -> str:
+    """The name of the inputs' common folder when it is an identifier (``specs/iris/*.yaml`` ->
+    ``iris``), else ``fallback``."""
+    folders = {str(Path(p).resolve().parent) for p in paths}
+    name = Path(os.path.commonpath(sorted(folders))).name if folders else ""
+    return name if is_valid_name(name) else fallback
+
+
+def compile_graph(graph: Graph, seed: int = 0, opset: int | None = None,
+                  picture: str = "compact") -> CompiledModel:
     """Artefacts of one model: state dict, ONNX model (same weights), resolved spec, DOT and
-    Mermaid pictures."""
+    Mermaid pictures (``picture``: "compact" or "full", see :mod:`spdnn.render`)."""
     from spdnn.backends.onnx_exporter import DEFAULT_OPSET, export_onnx
     from spdnn.backends.torch_exporter import build_torch_module, load_weights, state_dict_bytes
     from spdnn.backends.yaml_exporter import dump_spec
@@ -83,24 +123,27 @@ def compile_graph(graph: Graph, seed: int = 0, opset: int | None = None) -> Comp
         f"{graph.name}.pt": state_dict_bytes(module),
         f"{graph.name}.onnx": onnx_model.SerializeToString(),
         f"{graph.name}.yaml": dump_spec(graph).encode(),
-        f"{graph.name}.dot": to_dot(graph).encode(),
-        f"{graph.name}.mmd": to_mermaid(graph).encode(),
-    })
+        f"{graph.name}.dot": to_dot(graph, picture).encode(),
+        f"{graph.name}.mmd": to_mermaid(graph, picture).encode(),
+    }, notes=list(graph.meta.get("notes", [])))
 
 
-def compile_specs(paths: Iterable[str | Path], seed: int = 0, opset: int | None = None) -> list[CompiledModel]:
+def compile_specs(paths: Iterable[str | Path], seed: int = 0, opset: int | None = None,
+                  picture: str = "compact") -> list[CompiledModel]:
     """Compile each spec separately. Raises SpecError listing the problems of every input."""
-    return [compile_graph(g, seed, opset) for g in load_all(paths)]
+    return [compile_graph(g, seed, opset, picture) for g in load_all(paths)]
 
 
 def merge_specs(paths: Iterable[str | Path], name: str, options: MergeOptions | None = None,
-                seed: int = 0, opset: int | None = None) -> tuple[CompiledModel, MergeResult]:
+                seed: int = 0, opset: int | None = None, picture: str = "compact") -> tuple[CompiledModel, MergeResult]:
     """Merge the specs' networks into one SPDNN network and compile it; the artefacts add the
     merge report and a picture of every stage."""
     if not is_valid_name(name):
         raise SpdnnError(f"merged model name {name!r} must be an identifier (letters, digits, _)")
-    result = merge_networks(load_all(paths), name, options)
-    model = compile_graph(result.graph, seed, opset)
+    parents = load_all(paths)
+    result = merge_networks(parents, name, options)
+    model = compile_graph(result.graph, seed, opset, picture)
+    model.notes = [note for g in parents for note in g.meta.get("notes", [])]
     model.files["merge_report.json"] = (json.dumps(result.report(), indent=2) + "\n").encode()
     model.files["merge_report.md"] = result.report_markdown().encode()
     for i, (stage, lg) in enumerate(result.stages.items(), start=1):
@@ -120,31 +163,109 @@ _STAGE_TITLES = {
 
 def reports(models: list[CompiledModel]) -> dict[str, bytes]:
     """report.json and report.md over all compiled models."""
-    data = {"models": [m.summary.to_dict() for m in models]}
+    from spdnn import __version__
+
+    data = {"generator": f"spdnn {__version__}", "models": [m.summary.to_dict() for m in models],
+            "notes": [note for m in models for note in m.notes]}
     md = ["# spdnn compile report", ""]
     for m in models:
         md += [m.summary.to_markdown(), f"Inputs: {m.summary.inputs}  ", f"Outputs: {m.summary.outputs}", ""]
+        md += [f"Note: {note}" for note in m.notes] + ([""] if m.notes else [])
     return {"report.json": (json.dumps(data, indent=2) + "\n").encode(), "report.md": "\n".join(md).encode()}
 
 
 def write_outputs(models: list[CompiledModel], out_dir: str | Path) -> list[Path]:
-    """Write every artefact plus the reports into ``out_dir`` atomically; return the paths."""
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise SpdnnError(f"output path {out} exists and is not a directory")
+    """Replace ``out_dir`` as a whole with every artefact plus the reports (see the module
+    docstring); return the paths written."""
     files: dict[str, bytes] = {}
     for m in models:
         files.update(m.files)
     files.update(reports(models))
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".spdnn-", dir=out))
+    out = Path(out_dir)
+    _check_output_folder(out)
+    parent = out.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale(parent)
+    stage = Path(tempfile.mkdtemp(prefix=f".spdnn-stage-{out.name}-{os.getpid()}-", dir=parent))
     try:
         for name, data in files.items():
-            (tmp / name).write_bytes(data)
-        for name in files:
-            os.replace(tmp / name, out / name)
+            (stage / name).write_bytes(data)
+        _swap_in(stage, out)
     finally:
-        for leftover in tmp.iterdir():
-            leftover.unlink()
-        tmp.rmdir()
+        if stage.exists():
+            shutil.rmtree(stage, ignore_errors=True)
     return [out / name for name in files]
+
+
+def _check_output_folder(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise SpdnnError(f"output path {out} exists and is not a folder")
+    if len(out.name.encode()) > 200:
+        raise SpdnnError(f"output folder name {out.name[:40]!r}... is longer than 200 bytes")
+    if out.is_dir() and any(out.iterdir()) and not _written_by_spdnn(out):
+        raise SpdnnError(f"output folder {out} holds files spdnn did not write (it has no spdnn report.json); "
+                         "compile replaces its output folder as a whole, so give a new or empty folder")
+
+
+def _written_by_spdnn(folder: Path) -> bool:
+    try:
+        report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(report, dict) and "models" in report
+
+
+def _swap_in(stage: Path, out: Path) -> None:
+    """Give ``stage`` the name ``out``; an existing ``out`` is moved aside first, then deleted."""
+    if not out.exists():
+        os.replace(stage, out)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".spdnn-old-{out.name}-{os.getpid()}-", dir=out.parent))
+    os.replace(out, old)  # replaces the empty placeholder made by mkdtemp
+    os.replace(stage, out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+_LEFTOVER = re.compile(r"^\.spdnn-(stage|old)-(?P<name>.+)-(?P<pid>\d+)-[^-]+$")
+
+
+def _remove_stale(parent: Path) -> None:
+    """Delete staging/old folders of killed runs in ``parent`` (restore an old folder whose
+    replacement never took its name)."""
+    for entry in parent.iterdir():
+        m = _LEFTOVER.match(entry.name)
+        if not m or not entry.is_dir() or _alive(int(m["pid"])):
+            continue
+        target = parent / m["name"]
+        if m[1] == "old" and not target.exists():
+            os.replace(entry, target)
+        else:
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def write_file_atomically(path: str | Path, data: bytes) -> None:
+    """Write one file through a temporary file in the same folder and a rename."""
+    target = Path(path)
+    if target.is_dir():
+        raise SpdnnError(f"{target} is a folder; give a file name")
+    fd, tmp = tempfile.mkstemp(prefix=f".spdnn-{target.name}-", dir=target.parent or ".")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

@@ -13,7 +13,28 @@ from spdnn.ir import meta as M
 from spdnn.ir.graph import Graph
 from spdnn.passes.infer_shapes import infer_shapes
 
-__all__ = ["LayerStats", "Summary", "summarize", "count_params", "totals"]
+__all__ = ["LayerStats", "Summary", "summarize", "count_params", "totals", "human_count", "human_flops"]
+
+_PREFIXES = ((10**12, "T", 2), (10**9, "G", 2), (10**6, "M", 2), (10**3, "k", 1))
+
+
+def _scaled(n: float) -> tuple[str, str]:
+    for scale, prefix, digits in _PREFIXES:
+        if abs(n) >= scale:
+            return f"{n / scale:.{digits}f}", prefix
+    return f"{n:,}", ""
+
+
+def human_count(n: int) -> str:
+    """350369 -> '350.4 k', 6653889 -> '6.65 M', 130 -> '130' (exact numbers stay in JSON)."""
+    number, prefix = _scaled(n)
+    return f"{number} {prefix}" if prefix else number
+
+
+def human_flops(n: int) -> str:
+    """8608296960 -> '8.61 GFLOPs', 130 -> '130 FLOPs'."""
+    number, prefix = _scaled(n)
+    return f"{number} {prefix}FLOPs"
 
 
 @dataclass(frozen=True)
@@ -71,7 +92,7 @@ class Summary:
 
     def to_text(self) -> str:
         rows = [("layer", "op", "output shape", "params", "FLOPs")]
-        rows += [(r.name, r.op, "; ".join(r.output_shapes), f"{r.params:,}", f"{r.flops:,}")
+        rows += [(r.name, r.op, "; ".join(r.output_shapes), f"{r.params:,}", human_count(r.flops))
                  for r in self.layers]
         widths = [max(len(row[i]) for row in rows) for i in range(5)]
         rule = "-" * (sum(widths) + 8)
@@ -80,7 +101,8 @@ class Summary:
             return "  ".join(c.rjust(w) if i >= 3 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths)))
 
         out = [f"model {self.model}", rule, fmt(rows[0]), rule, *(fmt(r) for r in rows[1:]), rule,
-               f"total params: {self.total_params:,}", f"total FLOPs (per sample): {self.total_flops:,}"]
+               f"total params: {self.total_params:,} ({human_count(self.total_params)})",
+               f"total FLOPs (per sample): {human_flops(self.total_flops)}"]
         return "\n".join(out) + "\n"
 
 

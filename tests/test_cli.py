@@ -39,9 +39,11 @@ def test_compile_writes_every_output(tmp_path):
     assert model["layers"][1]["output_shapes"] == ["(N, 5, 24, 24)"]
     assert "| conv1 | conv2d | image | (N, 5, 24, 24) | 130 |" in (out / "report.md").read_text()
     dot = (out / "mnist_baseline.dot").read_text()
-    assert dot.startswith('digraph "mnist_baseline"') and '"conv1" -> "relu1";' in dot
+    assert dot.startswith('digraph "mnist_baseline"') and '"conv1" -> "pool1";' in dot
     mmd = (out / "mnist_baseline.mmd").read_text()
-    assert mmd.startswith("flowchart TD") and "conv1 --> relu1" in mmd
+    assert mmd.startswith('---\ntitle: "mnist_baseline"\n---\nflowchart TD')
+    assert 'conv1["conv1<br/>conv2d 5×5, 5 ch<br/>+ relu<br/>(N, 5, 24, 24)<br/>130 params"]' in mmd
+    assert "conv1 --> pool1" in mmd  # relu1 is drawn inside conv1's box
 
 
 def test_compile_all_shipped_specs_in_one_call(tmp_path):
@@ -109,8 +111,8 @@ def test_bad_arguments_exit_2():
 def test_inspect_prints_the_layer_table_and_json():
     proc = run("inspect", str(BASELINE))
     assert proc.returncode == 0
-    assert re.search(r"conv1\s+conv2d\s+\(N, 5, 24, 24\)\s+130\s+144,000", proc.stdout)
-    assert "total params: 1,570" in proc.stdout
+    assert re.search(r"conv1\s+conv2d\s+\(N, 5, 24, 24\)\s+130\s+144.0 k", proc.stdout)
+    assert "total params: 1,570 (1.6 k)" in proc.stdout
     data = json.loads(run("inspect", str(BASELINE), "--json").stdout)
     assert data["total_params"] == 1570 and data["outputs"] == {"logits": "(N, 10)"}
 

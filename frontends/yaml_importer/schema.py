@@ -18,22 +18,30 @@ __all__ = ["spec_json_schema"]
 
 _EXPR = {"type": "string", "pattern": "^\\$", "description": "an expression over vars, e.g. $width * 2"}
 _STR_OR_LIST = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
+#: An identifier, where ``${...}`` interpolations may stand for parts (``conv${i}``).
+NAME_PATTERN = r"^([A-Za-z_]|\$\{[^}]*\})([A-Za-z0-9_]|\$\{[^}]*\})*$"
+_NAME = {"type": "string", "pattern": NAME_PATTERN, "maxLength": 128}
+
+
+def _attr_schemas(op: str, defs: dict[str, Any]) -> dict[str, Any]:
+    """Schemas of an op's attributes (each also accepting a ``$expr``), with descriptions."""
+    schema = all_ops()[op].attrs.model_json_schema()
+    defs.update(schema.pop("$defs", {}))
+    return {key: {"anyOf": [prop, _EXPR], **({"description": prop["description"]} if "description" in prop else {})}
+            for key, prop in schema.get("properties", {}).items()}
 
 
 def _layer_schema(op: str, defs: dict[str, Any]) -> dict[str, Any]:
     opdef = all_ops()[op]
-    schema = opdef.attrs.model_json_schema()
-    defs.update(schema.pop("$defs", {}))
     props: dict[str, Any] = {
-        "name": {"type": "string", "description": "layer name (default: <op>, <op>_1, ...)"},
+        "name": {**_NAME, "description": "layer name: an identifier (default: <op>, <op>_1, ...)"},
         "op": {"const": op, "description": opdef.doc},
         "inputs": {**_STR_OR_LIST, "description": "graph inputs or earlier layers (name or name:port); "
                    "default: the previous layer"},
         "source": {"type": "string", "description": "citation: paper, table/figure, lines"},
         "note": {"type": "string"},
     }
-    for key, prop in schema.get("properties", {}).items():
-        props[key] = {"anyOf": [prop, _EXPR], **({"description": prop["description"]} if "description" in prop else {})}
+    props.update(_attr_schemas(op, defs))
     return {
         "title": f"{op} layer",
         "description": (opdef.attrs.__doc__ or opdef.doc).strip(),
@@ -50,12 +58,17 @@ def spec_json_schema() -> dict[str, Any]:
     schema = copy.deepcopy(SpecDocument.model_json_schema())
     defs = schema.setdefault("$defs", {})
     layer_refs = []
+    op_defaults: dict[str, Any] = {}
     for op in sorted(all_ops()):
         if op in ("input", "output"):
             continue
         key = f"layer_{op}"
         defs[key] = _layer_schema(op, defs)
         layer_refs.append({"$ref": f"#/$defs/{key}"})
+        op_defaults[op] = {"type": "object", "description": f"default attributes of every {op} layer",
+                           "properties": _attr_schemas(op, defs), "additionalProperties": False}
+    defs["op_defaults"] = {"type": "object", "description": "default attributes per op",
+                           "properties": op_defaults, "additionalProperties": False}
     defs["repeat_block"] = {
         "title": "repeat block",
         "type": "object",
@@ -63,7 +76,7 @@ def spec_json_schema() -> dict[str, Any]:
             "repeat": {"anyOf": [{"type": "integer", "minimum": 1}, _EXPR]},
             "index": {"type": "string", "default": "i"},
             "start": {"type": "integer", "default": 1},
-            "defaults": {"type": "object", "additionalProperties": {"type": "object"}},
+            "defaults": {"$ref": "#/$defs/op_defaults"},
             "layers": {"$ref": "#/$defs/layer_list"},
         },
         "required": ["repeat", "layers"],
@@ -74,6 +87,8 @@ def spec_json_schema() -> dict[str, Any]:
         "items": {"anyOf": [*layer_refs, {"$ref": "#/$defs/repeat_block"}]},
     }
     schema["properties"]["layers"] = {"$ref": "#/$defs/layer_list"}
+    schema["properties"]["defaults"] = {"$ref": "#/$defs/op_defaults"}
+    schema["properties"]["name"] = {**_NAME, "description": "model name: an identifier; names the output files"}
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "spdnn network spec"
     return schema

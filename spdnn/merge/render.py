@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from spdnn.merge.layer_graph import INPUT, OUTPUT, LayerGraph, format_label
+from spdnn.render import mermaid_id, mermaid_text, mermaid_title
 
 __all__ = ["stage_dot", "stage_mermaid"]
 
@@ -17,7 +18,8 @@ def _lines(lg: LayerGraph, n: str) -> list[str]:
 
 def stage_dot(lg: LayerGraph, title: str) -> str:
     """Graphviz source; parents' chains are laid out side by side (rankdir TB)."""
-    out = [f'digraph "{title}" {{', f'  label="{title}"; labelloc=t; rankdir=TB;',
+    quoted = title.replace("\\", "\\\\").replace('"', '\\"')
+    out = [f'digraph "{quoted}" {{', f'  label="{quoted}"; labelloc=t; rankdir=TB;',
            '  node [shape=ellipse, fontname="Helvetica", fontsize=10];']
     for n in lg.order():
         label = "\\n".join(s.replace('"', '\\"') for s in _lines(lg, n))
@@ -33,11 +35,11 @@ def stage_dot(lg: LayerGraph, title: str) -> str:
 
 def stage_mermaid(lg: LayerGraph, title: str) -> str:
     """Mermaid flowchart source."""
-    out = ["---", f"title: {title}", "---", "flowchart TD"]
+    out = [*mermaid_title(title), "flowchart TD"]
     for n in lg.order():
-        text = "<br/>".join(s.replace('"', "#quot;") for s in _lines(lg, n) if s)
-        out.append(f'  {n}(["{text}"])' if n not in (INPUT, OUTPUT) else f'  {n}["{text}"]')
+        text = "<br/>".join(mermaid_text(s) for s in _lines(lg, n) if s)
+        out.append(f'  {mermaid_id(n)}(["{text}"])' if n not in (INPUT, OUTPUT) else f'  {mermaid_id(n)}["{text}"]')
     for u, v in sorted(lg.g.edges, key=lambda e: (lg.g.nodes[e[0]]["index"], lg.g.nodes[e[1]]["index"])):
         ops = "+".join(op.op for op in lg.edge(u, v).transitions)
-        out.append(f"  {u} -->" + (f"|{ops}|" if ops else "") + f" {v}")
+        out.append(f"  {mermaid_id(u)} -->" + (f'|"{ops}"|' if ops else "") + f" {mermaid_id(v)}")
     return "\n".join(out) + "\n"

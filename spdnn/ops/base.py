@@ -78,9 +78,12 @@ NonNegPair = Annotated[
 
 
 class OpAttrs(BaseModel):
-    """Base of every op's attribute model: frozen, unknown keys rejected, strict-ish types."""
+    """Base of every op's attribute model: frozen, unknown keys rejected, strict-ish types.
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+    Each attribute carries a docstring (the line under it): it becomes the attribute's
+    description in ``spdnn schema`` (editor hover) and the docs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False, use_attribute_docstrings=True)
 
 
 InferFn = Callable[[Any, list[TensorType]], list[TensorType]]

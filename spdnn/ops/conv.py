@@ -17,12 +17,19 @@ class _ConvAttrs(OpAttrs):
     """Attributes shared by conv2d and conv_transpose2d."""
 
     out_channels: PositiveInt
+    """Number of output channels (filters)."""
     kernel_size: Pair
+    """Kernel size: n or [height, width]."""
     stride: Pair = (1, 1)
+    """Stride: n or [height, width]."""
     dilation: Pair = (1, 1)
+    """Spacing between kernel taps: n or [height, width]."""
     groups: PositiveInt = 1
+    """Blocked connections from input to output channels; divides both channel counts."""
     bias: bool = True
+    """Add a learnable bias per output channel."""
     in_channels: PositiveInt | None = None
+    """Input channels; inferred from the input, checked when given."""
 
     @model_validator(mode="after")
     def _groups_divide_out(self) -> _ConvAttrs:
@@ -42,6 +49,7 @@ class Conv2dAttrs(_ConvAttrs):
     """
 
     padding: Literal["same", "valid"] | NonNegPair = (0, 0)
+    """Zero padding: 'same' (output = ceil(input / stride)), 'valid' (none), n or [height, width]."""
 
 
 class ConvTranspose2dAttrs(_ConvAttrs):
@@ -49,7 +57,9 @@ class ConvTranspose2dAttrs(_ConvAttrs):
     + output_padding + 1."""
 
     padding: NonNegPair = (0, 0)
+    """Implicit zero padding removed from the output: n or [height, width]."""
     output_padding: NonNegPair = (0, 0)
+    """Extra rows/columns added on one side of the output: n or [height, width]; smaller than stride or dilation."""
 
     @model_validator(mode="after")
     def _output_padding_fits(self) -> ConvTranspose2dAttrs:

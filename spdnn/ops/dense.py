@@ -18,21 +18,27 @@ class LinearAttrs(OpAttrs):
     when given, checked."""
 
     out_features: PositiveInt
+    """Number of output features."""
     bias: bool = True
+    """Add a learnable bias per output feature."""
     in_features: PositiveInt | None = None
+    """Input features; inferred from the input, checked when given."""
 
 
 class FlattenAttrs(OpAttrs):
     """Flatten dimensions ``start_dim..end_dim`` (batch is dimension 0)."""
 
     start_dim: int = 1
+    """First dimension to flatten (0 is the batch)."""
     end_dim: int = -1
+    """Last dimension to flatten (-1: the last)."""
 
 
 class ReshapeAttrs(OpAttrs):
     """Reshape each sample; ``shape`` excludes the batch dimension and may hold one -1."""
 
     shape: tuple[int, ...]
+    """Target shape of each sample, without the batch dimension; one entry may be -1."""
 
     @field_validator("shape")
     @classmethod

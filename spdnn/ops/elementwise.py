@@ -27,18 +27,21 @@ class LeakyReluAttrs(OpAttrs):
     """LeakyReLU: x if x > 0 else negative_slope * x."""
 
     negative_slope: float = 0.01
+    """Slope for negative inputs."""
 
 
 class EluAttrs(OpAttrs):
     """ELU: x if x > 0 else alpha * (exp(x) - 1)."""
 
     alpha: float = 1.0
+    """Scale of the negative saturation value."""
 
 
 class SoftmaxAttrs(OpAttrs):
     """Softmax along ``dim`` (default: the channel/feature dimension 1)."""
 
     dim: int = 1
+    """Dimension along which the softmax sums to 1 (0 is the batch)."""
 
 
 class BatchNormAttrs(OpAttrs):
@@ -46,21 +49,27 @@ class BatchNormAttrs(OpAttrs):
     input. ``momentum`` is torch's (weight of the new batch statistic)."""
 
     eps: PositiveFloat = 1e-5
+    """Added to the variance for numerical stability."""
     momentum: float = Field(0.1, gt=0, le=1)
+    """Weight of the new batch statistic in the running averages."""
     affine: bool = True
+    """Learn a per-channel scale and shift."""
     track_running_stats: bool = True
+    """Keep running mean/variance for evaluation mode."""
 
 
 class DropoutAttrs(OpAttrs):
     """Dropout with drop probability ``p`` (train mode only)."""
 
     p: float = Field(0.5, ge=0, lt=1)
+    """Probability of zeroing an element (training mode only)."""
 
 
 class GaussianNoiseAttrs(OpAttrs):
     """Additive zero-mean Gaussian noise with standard deviation ``std`` (train mode only)."""
 
     std: float = Field(gt=0)
+    """Standard deviation of the added noise (training mode only)."""
 
 
 def _same(a, ins: list[TensorType]) -> list[TensorType]:

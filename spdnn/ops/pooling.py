@@ -23,9 +23,13 @@ __all__ = [
 
 class _PoolAttrs(OpAttrs):
     kernel_size: Pair
-    stride: Pair | None = None  # defaults to kernel_size
+    """Pooling window: n or [height, width]."""
+    stride: Pair | None = None
+    """Stride: n or [height, width] (default: the kernel size)."""
     padding: NonNegPair = (0, 0)
+    """Implicit padding on every side: n or [height, width]; at most half the kernel."""
     ceil_mode: bool = False
+    """Round the output size up instead of down."""
 
     @property
     def strides(self) -> tuple[int, int]:
@@ -43,27 +47,34 @@ class MaxPool2dAttrs(_PoolAttrs):
     (for max_unpool2d, SegNet's sparse unpooling)."""
 
     dilation: Pair = (1, 1)
+    """Spacing between window taps: n or [height, width]."""
     return_indices: bool = False
+    """Add a second output port 'indices' (for max_unpool2d)."""
 
 
 class AvgPool2dAttrs(_PoolAttrs):
     """Average pooling; padded zeros are counted in the average (``count_include_pad``)."""
 
     count_include_pad: bool = True
+    """Count padded zeros in the average."""
 
 
 class AdaptiveAvgPool2dAttrs(OpAttrs):
     """Average pooling to a fixed output size."""
 
     output_size: Pair
+    """Output size: n or [height, width]."""
 
 
 class MaxUnpool2dAttrs(OpAttrs):
     """Sparse unpooling with the indices of a max_pool2d (thesis Ch. 2, Fig. 2.8)."""
 
     kernel_size: Pair
+    """Pooling window: n or [height, width]."""
     stride: Pair | None = None
+    """Stride of the pooling being undone: n or [height, width] (default: the kernel size)."""
     padding: NonNegPair = (0, 0)
+    """Implicit padding on every side: n or [height, width]; at most half the kernel."""
 
     @property
     def strides(self) -> tuple[int, int]:
@@ -75,15 +86,20 @@ class RepeatUnpoolAttrs(OpAttrs):
     (thesis Ch. 2 Fig. 2.7; App. B Fig. 3)."""
 
     factor: Pair
+    """Copies of each value along height and width: n or [height, width]."""
 
 
 class UpsampleAttrs(OpAttrs):
     """Interpolating upsampling by an integer scale factor (or to a fixed size)."""
 
     mode: Literal["nearest", "bilinear"] = "nearest"
+    """Interpolation: 'nearest' or 'bilinear'."""
     scale_factor: Pair | None = None
+    """Integer scale: n or [height, width] (give this or size)."""
     size: Pair | None = None
+    """Output size: n or [height, width] (give this or scale_factor)."""
     align_corners: bool = False
+    """Bilinear only: align the corner pixels of input and output."""
 
     @model_validator(mode="after")
     def _one_of(self) -> UpsampleAttrs:

@@ -17,6 +17,7 @@ class InputAttrs(OpAttrs):
     """A graph input. ``shape`` excludes the batch dimension, e.g. [1, 28, 28]."""
 
     shape: tuple[PositiveInt, ...] = Field(min_length=1)
+    """Shape of one sample, without the batch dimension, e.g. [1, 28, 28]."""
 
 
 class OutputAttrs(OpAttrs):
@@ -27,6 +28,7 @@ class ConcatAttrs(OpAttrs):
     """Concatenate along ``axis`` (default 1: channels); other dimensions must agree."""
 
     axis: int = 1
+    """Dimension to concatenate along (1: channels)."""
 
 
 class AddAttrs(OpAttrs):
@@ -60,8 +62,11 @@ class PadAttrs(OpAttrs):
             {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 2, "maxItems": 4},
         ]}),
     ]
+    """Padding: n (all sides), [height, width], or [left, right, top, bottom]."""
     mode: Literal["zeros", "constant", "reflect", "replicate"] = "zeros"
+    """Padding mode: zeros, constant (with value), reflect or replicate."""
     value: float = 0.0
+    """Fill value of mode 'constant'."""
 
 
 def _infer_input(a: InputAttrs, ins: list[TensorType]) -> list[TensorType]:

@@ -1,4 +1,4 @@
-"""Compiler passes, by name (``spdnn compile --passes infer-shapes,...``)."""
+"""Compiler passes, by name: ``spdnn.run_passes(graph, "infer-shapes")``."""
 
 from spdnn.errors import SpdnnError
 from spdnn.ops.base import suggest
