@@ -3,7 +3,7 @@
 The facade::
 
     import spdnn
-    graph = spdnn.load_spec("specs/dynfilter_mnist/baseline.yaml")   # verified, shapes inferred
+    graph = spdnn.load_spec("specs/dynamic_filters/mnist_baseline.yaml")   # verified, shapes inferred
     print(spdnn.summarize(graph).to_text())                          # per-layer table
     module = spdnn.build_torch(graph, seed=0)                        # trainable nn.Module
     spdnn.count_params(graph) == sum(p.numel() for p in module.parameters())
