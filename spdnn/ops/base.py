@@ -17,6 +17,8 @@ Conventions of the rules every op supplies:
 from __future__ import annotations
 
 import difflib
+import math
+import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -26,6 +28,8 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     NonNegativeInt,
+    ValidationInfo,
+    field_validator,
     PositiveInt,
     WithJsonSchema,
 )
@@ -81,6 +85,42 @@ class OpAttrs(BaseModel):
     """Base of every op's attribute model: frozen, unknown keys rejected, strict-ish types."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _strict_scalars(cls, value: Any, info: ValidationInfo) -> Any:
+        """No booleans where a number is expected (``out_channels: true``), no text where only
+        numbers are (``kernel_size: "3"``), and no NaN or infinity anywhere."""
+        kinds = _scalar_kinds(cls.model_fields[info.field_name].annotation)
+        for item in value if isinstance(value, (list, tuple)) else (value,):
+            if isinstance(item, bool) and bool not in kinds:
+                raise ValueError("expected a number, not a boolean")
+            if isinstance(item, str) and str not in kinds and _is_number_text(item):
+                raise ValueError("expected a number, not a string (write it without quotes)")
+            if isinstance(item, float) and not math.isfinite(item):
+                raise ValueError("expected a finite number, not NaN or infinity")
+        return value
+
+
+def _is_number_text(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _scalar_kinds(annotation: Any) -> set[type]:
+    """The scalar types an attribute annotation accepts: ``bool``, ``str`` (also for
+    ``Literal["same"]``), numbers; nested tuples, unions and Annotated are looked into."""
+    if annotation in (bool, str, int, float):
+        return {annotation}
+    if typing.get_origin(annotation) is typing.Literal:
+        return {type(a) for a in typing.get_args(annotation)}
+    found: set[type] = set()
+    for arg in typing.get_args(annotation):
+        found |= _scalar_kinds(arg)
+    return found
 
 
 InferFn = Callable[[Any, list[TensorType]], list[TensorType]]
