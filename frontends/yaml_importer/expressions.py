@@ -150,7 +150,10 @@ class _Evaluator:
 
     def eval_Name(self, node: ast.Name) -> Any:
         if node.id in self.env:
-            return self.env[node.id]
+            value = self.env[node.id]
+            if isinstance(value, float) and not math.isfinite(value):
+                raise self.fail(f"{node.id} is {value}; expected a finite number")
+            return value
         if node.id in ("true", "false", "True", "False"):
             return node.id.lower() == "true"
         hint = suggest(node.id, list(self.env))

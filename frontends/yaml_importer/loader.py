@@ -136,6 +136,12 @@ def load_yaml(text: str, file: str = "<string>") -> Located:
         return _Builder(loader, file).document()
     except yaml.MarkedYAMLError as e:
         raise SpecError(_yaml_problem(e, file)) from None
+    except yaml.reader.ReaderError as e:
+        before = text[: e.position]
+        line, col = before.count("\n") + 1, e.position - before.rfind("\n")
+        code = e.character if isinstance(e.character, int) else ord(e.character)
+        raise SpecError(Problem(f"invalid YAML: the control character U+{code:04X} is not allowed in "
+                                "YAML text", file, line, col)) from None
     except yaml.YAMLError as e:
         raise SpecError(Problem(f"invalid YAML: {e}", file)) from None
     finally:
@@ -279,12 +285,15 @@ class _Builder:
         if tag == "tag:yaml.org,2002:int" and len(ev.value) > 3 * digits:
             raise self.fail(limit_message(f"integer {ev.value[:20]}... is too long", "int_digits"), at, path)
         node = yaml.ScalarNode(tag, ev.value, ev.start_mark, ev.end_mark, style=ev.style)
+        construct = self.loader.yaml_constructors.get(tag)
         try:
-            value = self.loader.construct_object(node, deep=True)
-        except (yaml.YAMLError, ValueError, TypeError, OverflowError) as e:
+            # The tag's constructor directly (the safe ones only read node.value); others go
+            # through construct_object, which refuses unknown tags.
+            value = construct(self.loader, node) if construct else self.loader.construct_object(node, deep=True)
+        except Exception as e:  # PyYAML's constructors raise KeyError, AttributeError, ... on bad text
             short = tag.rsplit(":", 1)[-1]
             raise self.fail(f"invalid YAML: cannot read {ev.value[:40]!r} as {short} "
-                            f"({str(e).splitlines()[0][:80]})", at, path) from None
+                            f"({str(e).splitlines()[0][:80] if str(e) else type(e).__name__})", at, path) from None
         if isinstance(value, int) and not isinstance(value, bool) and len(str(abs(value))) > digits:
             raise self.fail(limit_message(f"integer of {len(str(abs(value)))} digits", "int_digits"), at, path)
         if not isinstance(value, (str, int, float, bool, type(None))):

@@ -89,25 +89,24 @@ class OpAttrs(BaseModel):
     @field_validator("*", mode="before")
     @classmethod
     def _strict_scalars(cls, value: Any, info: ValidationInfo) -> Any:
-        """No booleans where a number is expected (``out_channels: true``), no text where only
-        numbers are (``kernel_size: "3"``), and no NaN or infinity anywhere."""
+        """No booleans where a number is expected (``out_channels: true``) and no NaN or
+        infinity anywhere (also not spelled as text: ``"nan"``)."""
         kinds = _scalar_kinds(cls.model_fields[info.field_name].annotation)
         for item in value if isinstance(value, (list, tuple)) else (value,):
             if isinstance(item, bool) and bool not in kinds:
                 raise ValueError("expected a number, not a boolean")
-            if isinstance(item, str) and str not in kinds and _is_number_text(item):
-                raise ValueError("expected a number, not a string (write it without quotes)")
-            if isinstance(item, float) and not math.isfinite(item):
+            number = _as_number(item) if isinstance(item, str) and str not in kinds else item
+            if isinstance(number, float) and not math.isfinite(number):
                 raise ValueError("expected a finite number, not NaN or infinity")
         return value
 
 
-def _is_number_text(text: str) -> bool:
+def _as_number(text: str) -> float | None:
+    """The number a string spells (YAML 1.1 reads ``1e-5`` as a string), else None."""
     try:
-        float(text)
+        return float(text)
     except ValueError:
-        return False
-    return True
+        return None
 
 
 def _scalar_kinds(annotation: Any) -> set[type]:
