@@ -138,3 +138,39 @@ def test_special_files_are_refused_without_reading(tmp_path):
     results = run_all([p for p, _ in cases])
     for (path, fragment), (code, err) in zip(cases, results):
         assert code == 2 and f"{path}: {fragment}" in err, (path, code, err)
+
+
+TAB_SPEC = "name: t\ninputs: {x: [3,\t8, 8]}\nlayers:\n  - {op: relu}\n"
+
+
+def test_tab_in_flow_sequence_is_valid_yaml_and_loads():
+    import yaml
+
+    from spdnn.frontends.yaml_importer import load_spec_text, loader
+
+    assert loader.PARSER == ("libyaml" if yaml.__with_libyaml__ else "pure-python")
+    if loader.PARSER == "libyaml":
+        graph = load_spec_text(TAB_SPEC)
+        assert graph.type_of(graph.inputs_of("relu")[0]).shape == ("N", 3, 8, 8)
+
+
+def test_tab_with_the_pure_python_parser_is_explained(monkeypatch):
+    import yaml
+
+    import spdnn
+    from spdnn.frontends.yaml_importer import load_spec_text, loader
+
+    monkeypatch.setattr(loader, "_Loader", yaml.SafeLoader)
+    with pytest.raises(spdnn.SpecError) as info:
+        load_spec_text(TAB_SPEC, "tab.yaml")
+    (p,) = info.value.problems
+    assert (p.line, p.column) == (2, 16)  # the tab
+    assert "YAML 1.2 allows a tab here but PyYAML's pure-Python parser" in p.message and "spaces" in p.message
+
+
+@pytest.mark.parametrize("name", ["_steps", "_num_slots", "_result_slots", "forward", "training", "graph_name"])
+def test_layer_names_that_only_a_backend_might_mind_are_accepted(name):
+    from spdnn.frontends.yaml_importer import load_spec_text
+
+    graph = load_spec_text(f"name: t\ninputs: {{x: [4]}}\nlayers:\n  - {{name: {name}, op: relu}}\n")
+    assert name in graph and graph.inputs_of("output")[0].node == name
