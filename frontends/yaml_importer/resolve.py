@@ -114,7 +114,7 @@ def _expand_repeat(doc, entry, path, env, defaults, problems, suffix, out) -> No
     if times > current().repeat_count:
         problems.append(doc.problem((*path, "repeat"), limit_message(f"repeat count {times:,}", "repeat_count")))
         return
-    _check_layer_count(doc, len(out) + times * len(block.layers), path, problems)
+    _check_layer_count(doc, len(out) + times * _least_layers(block.layers), path, problems)
     if not block.index.isidentifier():
         problems.append(doc.problem((*path, "index"), f"index {block.index[:60]!r} is not an identifier"))
         return
@@ -125,6 +125,20 @@ def _expand_repeat(doc, entry, path, env, defaults, problems, suffix, out) -> No
         inner_env = {**env, block.index: k}
         expand_layers(doc, block.layers, (*path, "layers"), inner_env, inner_defaults, problems,
                       f"{suffix} ({block.index}={k})", out)
+
+
+def _least_layers(entries: list[Any]) -> int:
+    """The fewest layers ``entries`` can expand to: nested ``repeat:`` counts that are plain
+    integers multiply, expressions count once (so ``50 x 50 x 50`` is refused before expanding)."""
+    total = 0
+    for entry in entries:
+        if isinstance(entry, dict) and "repeat" in entry and isinstance(entry.get("layers"), list):
+            times = entry["repeat"]
+            times = times if isinstance(times, int) and not isinstance(times, bool) and times > 0 else 1
+            total += times * _least_layers(entry["layers"])
+        else:
+            total += 1
+    return total
 
 
 def _check_layer_count(doc: Located, n: int, path: PathKey, problems: list[Problem]) -> None:

@@ -384,7 +384,7 @@ def type_cases() -> list[Case]:
 
 def limit_cases(big: bool) -> list[Case]:
     relu = "    layers: [{op: relu}]\n"
-    nested = (f"  - repeat: 50\n    layers:\n      - {MARK}repeat: 50\n        layers:\n"
+    nested = (f"  - {MARK}repeat: 50\n    layers:\n      - repeat: 50\n        layers:\n"
               "          - repeat: 50\n            layers: [{op: relu}]\n")
     out = [
         case("repeat_100001", net(f"  - repeat: {MARK}100001\n" + relu), "(repeat_count)"),
