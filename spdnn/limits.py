@@ -33,6 +33,8 @@ class Limits:
     """Layers of one network after ``repeat:`` expansion."""
     repeat_count: int = 10_000
     """The count of one ``repeat:`` block."""
+    name_chars: int = 128
+    """Characters of a model, layer, input or output name (names become file and module names)."""
 
     # -- expressions ($..., ${...}) ----------------------------------------------------------
     expr_chars: int = 1_000

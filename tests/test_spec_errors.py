@@ -84,7 +84,7 @@ CASES = [
     ("var_typo", "vars: {width: 4}\n" + GOOD.replace("out_channels: 4", "out_channels: $widht"), 5, 44,
      "layers[0].out_channels", "unknown variable 'widht' (did you mean 'width'?)"),
     ("bad_expression", GOOD.replace("out_channels: 4", "out_channels: $__import__('os')"), 4, 44,
-     "layers[0].out_channels", "only arithmetic over vars is allowed"),
+     "layers[0].out_channels", "only min, max, abs, int and round can be called"),
     ("defaults_unknown_op", "defaults: {conv: {padding: same}}\n" + GOOD, 1, 12, "defaults.conv",
      "defaults for unknown op 'conv' (did you mean 'conv2d'?)"),
     ("defaults_unknown_attr", "defaults: {conv2d: {pad: same}}\n" + GOOD, 1, 21, "defaults.conv2d.pad",

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from spdnn.frontends.yaml_importer.loader import MAX_BYTES, MAX_DEPTH
+from spdnn.limits import LIMITS
 
 import spdnn
+
+MAX_BYTES, MAX_DEPTH = LIMITS.spec_bytes, LIMITS.spec_depth
 
 BOMB = """\
 a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]
@@ -66,7 +68,7 @@ def test_non_string_keys_are_refused():
 def test_oversized_file_is_refused_before_parsing(tmp_path):
     path = tmp_path / "big.yaml"
     path.write_bytes(b"# " + b"x" * MAX_BYTES + b"\n")
-    with pytest.raises(spdnn.SpecError, match="specs are limited to"):
+    with pytest.raises(spdnn.SpecError, match="limit 2,097,152 \\(spec_bytes\\)"):
         spdnn.load_spec(path)
 
 

@@ -14,6 +14,7 @@ Rules:
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import ValidationError
@@ -22,14 +23,15 @@ from spdnn.errors import Problem, SpecError, UnknownOpError
 from spdnn.ir import meta as M
 from spdnn.ir.graph import Graph, Value
 from spdnn.ir.naming import is_valid_name, unique_name
+from spdnn.limits import current, limit_message
 from spdnn.ops import OpAttrs, get_op
 from spdnn.ops.base import suggest
 from spdnn.ops.structure import InputAttrs
 from spdnn.passes.infer_shapes import infer_shapes
 
 from .document import RESERVED_SYSTEM_KEYS, InputDecl, SpecDocument, validation_problems
-from .expressions import ExpressionError, substitute
-from .loader import Located
+from .expressions import ExpressionError, describe, substitute
+from .loader import Located, format_path
 from .resolve import LayerDraft, check_defaults, expand_layers, resolve_vars
 
 __all__ = ["build_graph"]
@@ -48,15 +50,15 @@ def build_graph(doc: Located) -> Graph:
         spec = SpecDocument.model_validate(data)
     except ValidationError as e:
         raise SpecError(problems + validation_problems(e, doc, (), SpecDocument)) from None
-    if not is_valid_name(spec.name):
-        problems.append(doc.problem(("name",), f"model name {spec.name!r} must be an identifier "
-                                    "(letters, digits, _); it names output files"))
+    bad = name_problem(spec.name, "model name")
+    if bad:
+        problems.append(doc.problem(("name",), bad + "; it names output files"))
     env = resolve_vars(doc, spec.vars, problems)
     check_defaults(doc, spec.defaults, ("defaults",), problems)
     inputs = _inputs(doc, spec, env, problems)
     drafts = expand_layers(doc, spec.layers, ("layers",), env, spec.defaults, problems)
-    layers = _validate_layers(doc, drafts, inputs, problems)
-    outputs = _outputs(doc, spec, [d.name for d in drafts], inputs, problems)
+    layers, defined = _validate_layers(doc, drafts, inputs, problems)
+    outputs = _outputs(doc, spec, drafts, defined, problems)
     graph = _assemble(doc, spec, inputs, layers, outputs, partial=bool(problems))
     try:
         infer_shapes(graph)
@@ -94,8 +96,9 @@ def _inputs(doc, spec: SpecDocument, env, problems) -> dict[str, tuple[InputAttr
             shape, source, path = decl.shape, decl.source, (*path, "shape")
         else:
             shape = decl
-        if not is_valid_name(name):
-            problems.append(doc.problem(("inputs", name), f"input name {name!r} must be an identifier", at_key=True))
+        bad = name_problem(name, "input name")
+        if bad:
+            problems.append(doc.problem(("inputs", name), bad, at_key=True))
             continue
         try:
             shape = substitute(shape, env)
@@ -104,7 +107,7 @@ def _inputs(doc, spec: SpecDocument, env, problems) -> dict[str, tuple[InputAttr
             problems.append(doc.problem(path, str(e)))
         except ValidationError:
             problems.append(doc.problem(path, f"an input shape is a list of positive ints without the "
-                                        f"batch dimension, e.g. [1, 28, 28]; got {shape!r}"))
+                                        f"batch dimension, e.g. [1, 28, 28]; got {describe(shape)}"))
     return out
 
 
@@ -113,13 +116,14 @@ class _Layer:
         self.draft, self.name, self.attrs, self.refs = draft, name, attrs, refs
 
 
-def _validate_layers(doc, drafts: list[LayerDraft], inputs, problems) -> list[_Layer]:
+def _validate_layers(doc, drafts: list[LayerDraft], inputs, problems) -> tuple[list[_Layer], dict]:
     taken: dict[str, LayerDraft | None] = {name: None for name in inputs}
     for d in drafts:
         if d.name is None:
             continue
-        if not is_valid_name(d.name):
-            problems.append(_at(doc, d, "name", f"layer name {d.name!r} must be an identifier (letters, digits, _)"))
+        bad = name_problem(d.name, "layer name")
+        if bad:
+            problems.append(_at(doc, d, "name", bad))
         elif d.name in taken:
             first = taken[d.name]
             where = f"at {first.where}" if first else "as a graph input"
@@ -127,7 +131,7 @@ def _validate_layers(doc, drafts: list[LayerDraft], inputs, problems) -> list[_L
         else:
             taken[d.name] = d
     for d in drafts:
-        if d.name is None or not is_valid_name(d.name):
+        if d.name is None or name_problem(d.name, ""):
             d.name = unique_name(d.op if isinstance(d.op, str) else "layer", taken)
             taken[d.name] = d
     defined: dict[str, tuple[str, Any]] = {n: ("input", a) for n, (a, _) in inputs.items()}
@@ -152,7 +156,7 @@ def _validate_layers(doc, drafts: list[LayerDraft], inputs, problems) -> list[_L
         else:
             defined[d.name] = (None, None)
         previous = d.name
-    return layers
+    return layers, defined
 
 
 def _attrs(doc, d: LayerDraft, problems) -> OpAttrs | None:
@@ -172,40 +176,62 @@ def _attrs(doc, d: LayerDraft, problems) -> OpAttrs | None:
 
 
 def _plain(path) -> str:
-    from .loader import format_path
-
     return format_path(path)
 
 
-def _ref(doc, d: LayerDraft, ref: str, defined, order, idx, problems) -> Value | None:
-    name, _, port = ref.partition(":")
+_REF = re.compile(r"(?P<name>[^:]*)(?P<colon>:?)(?P<port>.*)", re.S)
+_PORT = re.compile(r"[0-9]{1,6}|[A-Za-z_][A-Za-z0-9_]*")
+
+
+def resolve_ref(ref: str, defined: dict[str, tuple[str | None, Any]]) -> tuple[str, int | None, str]:
+    """Resolve ``name`` or ``name:port`` against the defined layers and inputs.
+
+    Returns (name, output index, problem); the index is None and the problem says why when the
+    reference is bad (problem "" with index None: the producer is itself broken, already reported).
+    """
+    m = _REF.fullmatch(ref)
+    name, port = m["name"], m["port"]
     if name not in defined:
+        return name, None, "unknown"
+    if m["colon"] and not _PORT.fullmatch(port):
+        what = "nothing" if not port else repr(port[:20])
+        return name, None, (f"{ref[:60]!r}: after ':' comes an output port, a number or a name "
+                            f"(e.g. {name}:0), got {what}")
+    op, attrs = defined[name]
+    if op is None:
+        return name, None, ""
+    if not m["colon"]:
+        return name, 0, ""
+    opdef = get_op(op)
+    try:
+        return name, opdef.port_index(int(port) if port.isdigit() else port, attrs), ""
+    except KeyError:
+        ports = opdef.outputs[: opdef.num_outputs(attrs)]
+        hint = (" (max_pool2d's indices need return_indices: true)"
+                if op == "max_pool2d" and port in ("indices", "1") else "")
+        return name, None, (f"{name!r} ({op}) has no output {port[:20]!r}; its outputs are "
+                            f"{', '.join(f'{i}:{p}' for i, p in enumerate(ports))}{hint}")
+
+
+def _ref(doc, d: LayerDraft, ref: str, defined, order, idx, problems) -> Value | None:
+    name, index, bad = resolve_ref(ref, defined)
+    if bad == "unknown":
         if name in order and order[name] > idx:
-            msg = (f"input {name!r} is defined later (at layer {order[name]}); a layer can only "
+            bad = (f"input {name!r} is defined later (at layer {order[name]}); a layer can only "
                    "take graph inputs and earlier layers")
         else:
             hint = suggest(name, list(defined))
-            msg = f"unknown input {name!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
-        problems.append(_at(doc, d, "inputs", msg))
-        return None
-    op, attrs = defined[name]
-    if op is None:
-        return None  # the producer itself is broken, already reported
-    if not port:
-        return Value(name, 0)
-    opdef = get_op(op)
-    try:
-        index = opdef.port_index(int(port) if port.isdigit() else port, attrs)
-    except KeyError:
-        ports = opdef.outputs[: opdef.num_outputs(attrs)]
-        problems.append(_at(doc, d, "inputs", f"{name!r} ({op}) has no output {port!r}; its outputs are "
-                                              f"{', '.join(f'{i}:{p}' for i, p in enumerate(ports))}"))
-        return None
-    return Value(name, index)
+            bad = f"unknown input {name[:60]!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+    if bad:
+        problems.append(_at(doc, d, "inputs", bad))
+    return None if index is None else Value(name, index)
 
 
 def _check_arity(doc, d: LayerDraft, n: int, problems) -> None:
-    lo, hi = get_op(d.op).input_arity()
+    opdef = get_op(d.op)
+    lo, hi = opdef.input_arity()
+    if opdef.is_variadic:
+        lo = 2  # a sum or concatenation of one tensor is a mistake in a spec
     if n < lo or (hi is not None and n > hi):
         want = str(lo) if lo == hi else (f"at least {lo}" if hi is None else f"{lo} to {hi}")
         problems.append(_at(doc, d, "inputs", f"{d.op} takes {want} input{'s' if want != '1' else ''}, got {n}"))
@@ -216,30 +242,52 @@ def _at(doc: Located, d: LayerDraft, key: str, message: str) -> Problem:
     return Problem(message, p.file, p.line, p.column, f"{d.where}.{key}" if (*d.path, key) in doc.pos else d.where)
 
 
-def _outputs(doc, spec: SpecDocument, names: list[str], inputs, problems) -> dict[str, str]:
-    """Outputs by name; checked against every declared layer (a broken layer is reported once)."""
+def _outputs(doc, spec: SpecDocument, drafts: list[LayerDraft], defined, problems) -> dict[str, Value]:
+    """Outputs by name, each a layer's output port (a broken layer is reported once)."""
     raw = spec.outputs
+    layer_names = [d.name for d in drafts]
     if raw is None:
-        return {"output": names[-1]} if names else {}
+        clash = next((d for d in drafts if d.name == "output"), None)
+        if clash is not None:
+            problems.append(_at(doc, clash, "name", "a layer named 'output' clashes with the network's "
+                                "default output (also named 'output'); rename the layer or name the "
+                                "outputs (outputs: {y: output})"))
+            return {}
+        return {"output": Value(layer_names[-1], 0)} if layer_names else {}
     if isinstance(raw, str):
         raw = [raw]
     named = {("output" if len(raw) == 1 else f"output_{i}"): r for i, r in enumerate(raw)} if isinstance(raw, list) else raw
-    known = set(names) | set(inputs)
     out = {}
     for i, (name, ref) in enumerate(named.items()):
         path = ("outputs", name) if isinstance(spec.outputs, dict) else ("outputs", i) if isinstance(spec.outputs, list) else ("outputs",)
-        if not is_valid_name(name):
-            problems.append(doc.problem(path, f"output name {name!r} must be an identifier", at_key=True))
-        elif name in known:
+        bad = name_problem(name, "output name")
+        if bad:
+            problems.append(doc.problem(path, bad, at_key=True))
+        elif name in defined:
             problems.append(doc.problem(path, f"output name {name!r} is also a layer or input name; "
                                         "outputs need their own names (outputs: {logits: fc})", at_key=True))
-        layer = ref.partition(":")[0]
-        if layer not in known:
-            hint = suggest(layer, list(known))
-            problems.append(doc.problem(path, f"output refers to unknown layer {layer!r}" +
-                                        (f" (did you mean {hint[0]!r}?)" if hint else "")))
-        out[name] = ref
+        layer, index, why = resolve_ref(ref, defined)
+        if why == "unknown":
+            hint = suggest(layer, layer_names)
+            why = f"output refers to unknown layer {layer[:60]!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+        elif index is not None and defined[layer][0] == "input":
+            why = (f"output refers to the graph input {layer!r}; an output must be a layer's result "
+                   "(add a layer, e.g. {op: identity})")
+        if why:
+            problems.append(doc.problem(path, why))
+        elif index is not None:
+            out[name] = Value(layer, index)
     return out
+
+
+def name_problem(name: str, kind: str) -> str:
+    """Why ``name`` cannot name a model, layer, input or output ("" when it can)."""
+    limit = current().name_chars
+    if len(name) > limit:
+        return limit_message(f"{kind} {name[:40]!r}... is {len(name):,} characters long", "name_chars")
+    if not is_valid_name(name):
+        return f"{kind} {name[:60]!r} must be an identifier (letters, digits, _; not a Python keyword)"
+    return ""
 
 
 def _assemblable(g: Graph, layer: _Layer) -> bool:
@@ -269,12 +317,7 @@ def _assemble(doc: Located, spec: SpecDocument, inputs, layers: list[_Layer], ou
         g.meta_of(layer.name)[M.ORIGIN] = Problem("", origin.file, origin.line, origin.column, d.where)
         if d.source:
             g.meta_of(layer.name)[M.SOURCE] = d.source
-    for name, ref in outputs.items() if not partial else ():
-        layer, _, port = ref.partition(":")
-        index = int(port) if port.isdigit() else 0
-        if port and not port.isdigit():
-            src = g.node(layer)
-            index = get_op(src.op).port_index(port, src.attrs)
-        g.add_node(name, "output", {}, [Value(layer, index)])
+    for name, value in outputs.items() if not partial else ():
+        g.add_node(name, "output", {}, [value])
         g.meta_of(name)[M.ORIGIN] = doc.problem(("outputs",), "")
     return g

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
 
 from spdnn.errors import Problem
 from spdnn.ops.base import suggest
@@ -51,9 +51,9 @@ class InputDecl(_Strict):
 class RepeatBlock(_Strict):
     """``repeat: n`` block: its layers are emitted n times with ``index`` = start, start+1, ..."""
 
-    repeat: int | str
+    repeat: StrictInt | str
     index: str = "i"
-    start: int = 1
+    start: StrictInt = 1
     defaults: dict[str, dict[str, Any]] = {}
     layers: list[dict[str, Any]] = Field(min_length=1)
 
@@ -70,6 +70,21 @@ class SpecDocument(_Strict):
     inputs: dict[str, list[Any] | InputDecl] = Field(min_length=1)
     layers: list[Any] = Field(min_length=1)
     outputs: dict[str, str] | list[str] | str | None = None
+
+    @field_validator("spdnn", mode="before")
+    @classmethod
+    def _version_is_an_int(cls, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"the format version is the integer 1, got {value!r}")
+        return value
+
+    @field_validator("outputs")
+    @classmethod
+    def _outputs_not_empty(cls, value: Any) -> Any:
+        if value is not None and len(value) == 0:
+            raise ValueError("outputs is empty; name at least one layer, or leave outputs out "
+                             "to use the last layer")
+        return value
 
 
 def validation_problems(
@@ -105,11 +120,16 @@ def validation_problems(
         else:
             msgs = list(dict.fromkeys(_message(e) for e in errs))
             got = errs[0].get("input")
-            got_s = f" (got {got!r})" if not isinstance(got, dict) else ""
+            got_s = f" (got {_short(got)})" if not isinstance(got, dict) else ""
             text = msgs[0] if len(msgs) == 1 else "expected " + " or ".join(
                 m.removeprefix("expected ") for m in msgs)
             problems.append(doc.problem(path, text + got_s))
     return problems
+
+
+def _short(value: Any) -> str:
+    text = repr(value) if not isinstance(value, int) or value.bit_length() < 200 else "a huge integer"
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _fmt(path: PathKey) -> str:

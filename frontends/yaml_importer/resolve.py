@@ -11,17 +11,16 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from spdnn.errors import Problem
+from spdnn.errors import Problem, SpecError
+from spdnn.limits import current, limit_message
 from spdnn.ops import all_ops
 from spdnn.ops.base import suggest
 
 from .document import LAYER_KEYS, RepeatBlock, validation_problems
-from .expressions import ExpressionError, substitute
+from .expressions import ExpressionError, describe, substitute
 from .loader import Located, PathKey, format_path
 
 __all__ = ["LayerDraft", "expand_layers", "resolve_vars", "check_defaults"]
-
-MAX_LAYERS = 100_000
 
 
 @dataclass
@@ -44,7 +43,7 @@ def resolve_vars(doc: Located, raw: dict[str, Any], problems: list[Problem]) -> 
     env: dict[str, Any] = {}
     for key, value in raw.items():
         if not key.isidentifier():
-            problems.append(doc.problem(("vars", key), f"var name {key!r} is not an identifier", at_key=True))
+            problems.append(doc.problem(("vars", key), f"var name {key[:60]!r} is not an identifier", at_key=True))
             continue
         try:
             env[key] = substitute(value, env)
@@ -85,11 +84,9 @@ def expand_layers(
     out = [] if out is None else out
     for i, entry in enumerate(entries):
         path = (*base, i)
-        if len(out) > MAX_LAYERS:
-            problems.append(doc.problem(path, f"the spec expands to more than {MAX_LAYERS} layers"))
-            return out
+        _check_layer_count(doc, len(out) + 1, path, problems)
         if not isinstance(entry, dict):
-            problems.append(doc.problem(path, f"a layer must be a mapping (name:, op:, ...), got {entry!r}"))
+            problems.append(doc.problem(path, f"a layer must be a mapping (name:, op:, ...), got {describe(entry)}"))
         elif "repeat" in entry:
             _expand_repeat(doc, entry, path, env, defaults, problems, suffix, out)
         else:
@@ -111,10 +108,15 @@ def _expand_repeat(doc, entry, path, env, defaults, problems, suffix, out) -> No
         problems.append(doc.problem((*path, "repeat"), str(e)))
         return
     if not isinstance(times, int) or isinstance(times, bool) or times < 1:
-        problems.append(doc.problem((*path, "repeat"), f"repeat count must be a positive integer, got {times!r}"))
+        problems.append(doc.problem((*path, "repeat"), f"repeat count must be a positive integer, got "
+                                    f"{describe(times)}"))
         return
+    if times > current().repeat_count:
+        problems.append(doc.problem((*path, "repeat"), limit_message(f"repeat count {times:,}", "repeat_count")))
+        return
+    _check_layer_count(doc, len(out) + times * _least_layers(block.layers), path, problems)
     if not block.index.isidentifier():
-        problems.append(doc.problem((*path, "index"), f"index {block.index!r} is not an identifier"))
+        problems.append(doc.problem((*path, "index"), f"index {block.index[:60]!r} is not an identifier"))
         return
     check_defaults(doc, block.defaults, (*path, "defaults"), problems)
     merged = {op: {**defaults.get(op, {}), **attrs} for op, attrs in block.defaults.items()}
@@ -123,6 +125,27 @@ def _expand_repeat(doc, entry, path, env, defaults, problems, suffix, out) -> No
         inner_env = {**env, block.index: k}
         expand_layers(doc, block.layers, (*path, "layers"), inner_env, inner_defaults, problems,
                       f"{suffix} ({block.index}={k})", out)
+
+
+def _least_layers(entries: list[Any]) -> int:
+    """The fewest layers ``entries`` can expand to: nested ``repeat:`` counts that are plain
+    integers multiply, expressions count once (so ``50 x 50 x 50`` is refused before expanding)."""
+    total = 0
+    for entry in entries:
+        if isinstance(entry, dict) and "repeat" in entry and isinstance(entry.get("layers"), list):
+            times = entry["repeat"]
+            times = times if isinstance(times, int) and not isinstance(times, bool) and times > 0 else 1
+            total += times * _least_layers(entry["layers"])
+        else:
+            total += 1
+    return total
+
+
+def _check_layer_count(doc: Located, n: int, path: PathKey, problems: list[Problem]) -> None:
+    """Stop expanding (raise at once, with the problems so far) past ``limits.layers``."""
+    if n > current().layers:
+        raise SpecError([*problems, doc.problem(path, limit_message(
+            f"the spec expands to {n:,} or more layers", "layers"))])
 
 
 def _layer(doc, entry, path, env, defaults, problems, suffix) -> LayerDraft | None:
@@ -138,15 +161,15 @@ def _layer(doc, entry, path, env, defaults, problems, suffix) -> LayerDraft | No
     if "op" not in entry:
         problems.append(doc.problem(path, "missing required key 'op' (the layer's operation, e.g. conv2d)", where=where))
     elif not isinstance(op, str):
-        problems.append(doc.problem((*path, "op"), f"op must be a string, got {op!r}", where=where + ".op"))
+        problems.append(doc.problem((*path, "op"), f"op must be a string, got {describe(op)}", where=where + ".op"))
     name = values.get("name")
     if name is not None and not isinstance(name, str):
-        problems.append(doc.problem((*path, "name"), f"name must be a string, got {name!r}", where=where + ".name"))
+        problems.append(doc.problem((*path, "name"), f"name must be a string, got {describe(name)}", where=where + ".name"))
     inputs = values.get("inputs")
     if isinstance(inputs, str):
         inputs = [inputs]
     if inputs is not None and (not isinstance(inputs, list) or not all(isinstance(s, str) for s in inputs)):
-        problems.append(doc.problem((*path, "inputs"), f"inputs must be a layer name or a list of them, got {inputs!r}",
+        problems.append(doc.problem((*path, "inputs"), f"inputs must be a layer name or a list of them, got {describe(inputs)}",
                                     where=where + ".inputs"))
     for key in ("source", "note"):
         if key in values and not isinstance(values[key], str):

@@ -17,6 +17,8 @@ Conventions of the rules every op supplies:
 from __future__ import annotations
 
 import difflib
+import math
+import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -26,6 +28,8 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     NonNegativeInt,
+    ValidationInfo,
+    field_validator,
     PositiveInt,
     WithJsonSchema,
 )
@@ -84,6 +88,41 @@ class OpAttrs(BaseModel):
     description in ``spdnn schema`` (editor hover) and the docs."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False, use_attribute_docstrings=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _strict_scalars(cls, value: Any, info: ValidationInfo) -> Any:
+        """No booleans where a number is expected (``out_channels: true``) and no NaN or
+        infinity anywhere (also not spelled as text: ``"nan"``)."""
+        kinds = _scalar_kinds(cls.model_fields[info.field_name].annotation)
+        for item in value if isinstance(value, (list, tuple)) else (value,):
+            if isinstance(item, bool) and bool not in kinds:
+                raise ValueError("expected a number, not a boolean")
+            number = _as_number(item) if isinstance(item, str) and str not in kinds else item
+            if isinstance(number, float) and not math.isfinite(number):
+                raise ValueError("expected a finite number, not NaN or infinity")
+        return value
+
+
+def _as_number(text: str) -> float | None:
+    """The number a string spells (YAML 1.1 reads ``1e-5`` as a string), else None."""
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _scalar_kinds(annotation: Any) -> set[type]:
+    """The scalar types an attribute annotation accepts: ``bool``, ``str`` (also for
+    ``Literal["same"]``), numbers; nested tuples, unions and Annotated are looked into."""
+    if annotation in (bool, str, int, float):
+        return {annotation}
+    if typing.get_origin(annotation) is typing.Literal:
+        return {type(a) for a in typing.get_args(annotation)}
+    found: set[type] = set()
+    for arg in typing.get_args(annotation):
+        found |= _scalar_kinds(arg)
+    return found
 
 
 InferFn = Callable[[Any, list[TensorType]], list[TensorType]]
