@@ -70,7 +70,7 @@ def test_every_unsupported_op_is_listed_with_opset_and_node():
     model = _model([helper.make_node("Cos", ["x"], ["a"], name="cos1"),
                     helper.make_node("Relu", ["a"], ["b"], name="relu1"),
                     helper.make_node("LSTM", ["b", "w", "r"], ["y"], name="lstm1", hidden_size=2)],
-                   [_info("x", [1, 3, 4])], [_info("y", None)],
+                   [_info("x", [1, 3, 4])], [_info("y", [1, 1, 3, 2])],
                    [numpy_helper.from_array(np.zeros((1, 8, 4), np.float32), "w"),
                     numpy_helper.from_array(np.zeros((1, 8, 2), np.float32), "r")])
     with pytest.raises(spdnn.UnsupportedOpError) as info:
@@ -82,7 +82,7 @@ def test_every_unsupported_op_is_listed_with_opset_and_node():
 def test_unsupported_variants_are_listed_too():
     w3d = numpy_helper.from_array(np.zeros((2, 1, 3, 3, 3), np.float32), "w")
     model = _model([helper.make_node("Conv", ["x", "w"], ["y"], name="conv3d")],
-                   [_info("x", [1, 1, 4, 4, 4])], [_info("y", None)], [w3d])
+                   [_info("x", [1, 1, 4, 4, 4])], [_info("y", [1, 2, 2, 2, 2])], [w3d])
     with pytest.raises(spdnn.UnsupportedOpError, match="Conv \\(opset 17\\) at node 'conv3d': only 2-D"):
         import_onnx(model)
 

@@ -12,20 +12,11 @@ __all__ = ["choose_providers", "make_session", "max_runtime_opset", "read_model"
 
 
 def read_model(path: str | Path) -> bytes:
-    """The bytes of a checked ONNX model file; SpdnnError for a missing or invalid file."""
-    import onnx
+    """The bytes of a checked ONNX model file (the ONNX importer's safe loader and checks:
+    limits, tensor data, external data, onnx.checker); SpdnnError for a missing or invalid file."""
+    from spdnn.frontends.onnx_importer import load_checked_model
 
-    from spdnn.errors import SpdnnError
-
-    p = Path(path)
-    if not p.is_file():
-        raise SpdnnError(f"{path}: no such file" if not p.exists() else f"{path}: not a file")
-    data = p.read_bytes()
-    try:
-        onnx.checker.check_model(onnx.load_from_string(data))
-    except Exception as e:
-        raise SpdnnError(f"{path}: not a valid ONNX model ({str(e).splitlines()[0][:200]})") from None
-    return data
+    return load_checked_model(path).SerializeToString()
 
 
 def choose_providers() -> list[str]:

@@ -1,5 +1,9 @@
 """ONNX op -> IR handlers, keyed by op type. Each returns the IR values (or constants) of the
-node's outputs in order; variants the IR cannot express raise ``Unsupported`` with the reason."""
+node's outputs in order; variants the IR cannot express raise ``Unsupported`` with the reason.
+
+Each handler declares the attributes it understands (``ATTRIBUTES``, checked before it runs, see
+``attrs.py``); that table is also the source of ``docs/onnx-support.md``. Nodes whose inputs are
+all constants never reach a handler: they are folded (``fold.py``)."""
 
 from __future__ import annotations
 
@@ -11,18 +15,28 @@ import onnx
 
 from spdnn.ir.graph import Value
 
+from .attrs import Attr
+from .fold import BATCH
 from .importer import Context, Unsupported
 
-__all__ = ["HANDLERS"]
+__all__ = ["ATTRIBUTES", "HANDLERS"]
 
 Handler = Callable[[Context, onnx.NodeProto, dict[str, Any]], list]
 HANDLERS: dict[str, Handler] = {}
+#: the attributes each op's handler understands
+ATTRIBUTES: dict[str, dict[str, Attr]] = {}
+
+INT, FLOAT, PAIR, QUAD = Attr("int"), Attr("float"), Attr("ints", 2), Attr("ints", 4)
+BOOL = Attr("int", values=(0, 1))
+AUTO_PAD = Attr("string", values=("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER"))
 
 
-def handler(*ops: str) -> Callable[[Handler], Handler]:
+def handler(*ops: str, **attrs: Attr) -> Callable[[Handler], Handler]:
+    """Register ``fn`` for ``ops``, understanding the attributes ``attrs``."""
     def register(fn: Handler) -> Handler:
         for op in ops:
             HANDLERS[op] = fn
+            ATTRIBUTES[op] = attrs
         return fn
 
     return register
@@ -35,8 +49,7 @@ def _spatial(ctx: Context, node: onnx.NodeProto) -> None:
 
 def _padding(ctx: Context, node, a: dict, kernel, strides, dilations) -> tuple[Any, list[int] | None]:
     """(symmetric padding for the op, or None plus explicit [top, left, bottom, right] pads)."""
-    auto = a.get("auto_pad", b"NOTSET")
-    auto = auto.decode() if isinstance(auto, bytes) else auto
+    auto = a.get("auto_pad", "NOTSET")
     if auto == "VALID":
         return (0, 0), None
     if auto in ("SAME_UPPER", "SAME_LOWER"):
@@ -44,21 +57,42 @@ def _padding(ctx: Context, node, a: dict, kernel, strides, dilations) -> tuple[A
         if auto == "SAME_LOWER" and not symmetric:
             raise Unsupported("auto_pad SAME_LOWER with an odd total padding (extra pixel at the start)")
         return "same", None
-    if auto != "NOTSET":
-        raise Unsupported(f"auto_pad {auto}")
-    pads = list(a.get("pads", [0, 0, 0, 0]))
+    pads = _pads(a)
     if pads[0] == pads[2] and pads[1] == pads[3]:
         return (pads[0], pads[1]), None
     return (0, 0), pads
 
 
-def _conv_params(ctx: Context, node, what: str) -> tuple[np.ndarray, np.ndarray | None]:
-    """The constant 4-D weight and optional bias of a 2-D (transposed) convolution."""
+def _pads(a: dict) -> list[int]:
+    pads = list(a.get("pads", [0, 0, 0, 0]))
+    if min(pads) < 0:
+        raise Unsupported(f"negative pads {pads}")
+    return pads
+
+
+def _input(node, i: int) -> str:
+    """The name of the node's i-th input, '' when it is omitted."""
+    return node.input[i] if len(node.input) > i else ""
+
+
+def _conv_params(ctx: Context, node, a, what: str, transposed: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """The constant 4-D weight and optional bias of a 2-D (transposed) convolution, checked
+    against the input's channels, the group count and the kernel size."""
     _spatial(ctx, node)
     w = ctx.need_const(node.input[1], f"{what} weight")
     if w.ndim != 4:
         raise Unsupported(f"only 2-D {what} is supported")
-    b = ctx.const(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+    channels = ctx.type(ctx.value(node.input[0])).shape[1]
+    group = a.get("group", 1)
+    if group < 1 or channels % group or (w.shape[0] if transposed else w.shape[1] * group) != channels:
+        raise Unsupported(f"weight of shape {list(w.shape)} with group={group} does not fit {channels} "
+                          "input channels")
+    if list(a.get("kernel_shape", w.shape[2:])) != list(w.shape[2:]):
+        raise Unsupported(f"kernel_shape {a['kernel_shape']} differs from the weight's {list(w.shape[2:])}")
+    b = ctx.const(_input(node, 2)) if _input(node, 2) else None
+    out = w.shape[1] * group if transposed else w.shape[0]
+    if b is not None and b.shape != (out,):
+        raise Unsupported(f"bias of shape {list(b.shape)}; ({out},) expected")
     return w, b
 
 
@@ -67,9 +101,9 @@ def _params(weight: np.ndarray, bias: np.ndarray | None) -> dict[str, np.ndarray
     return {"weight": weight.astype(np.float32)} | ({"bias": bias.astype(np.float32)} if bias is not None else {})
 
 
-@handler("Conv")
+@handler("Conv", auto_pad=AUTO_PAD, dilations=PAIR, group=INT, kernel_shape=PAIR, pads=QUAD, strides=PAIR)
 def _conv(ctx: Context, node, a):
-    w, b = _conv_params(ctx, node, "convolution")
+    w, b = _conv_params(ctx, node, a, "convolution", transposed=False)
     kernel = list(a.get("kernel_shape", w.shape[2:]))
     strides, dilations = list(a.get("strides", [1, 1])), list(a.get("dilations", [1, 1]))
     padding, explicit = _padding(ctx, node, a, kernel, strides, dilations)
@@ -82,12 +116,11 @@ def _conv(ctx: Context, node, a):
                                "bias": b is not None}, [x], weights=_params(w, b))]
 
 
-@handler("ConvTranspose")
+@handler("ConvTranspose", auto_pad=Attr("string", values=("NOTSET",)), dilations=PAIR, group=INT,
+         kernel_shape=PAIR, output_padding=PAIR, pads=QUAD, strides=PAIR)
 def _conv_transpose(ctx: Context, node, a):
-    w, b = _conv_params(ctx, node, "transposed convolution")
-    if "output_shape" in a or a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
-        raise Unsupported("output_shape and auto_pad are not supported")
-    pads = list(a.get("pads", [0, 0, 0, 0]))
+    w, b = _conv_params(ctx, node, a, "transposed convolution", transposed=True)
+    pads = _pads(a)
     if pads[0] != pads[2] or pads[1] != pads[3]:
         raise Unsupported(f"asymmetric pads {pads}")
     group = a.get("group", 1)
@@ -101,17 +134,19 @@ def _conv_transpose(ctx: Context, node, a):
 def _linear(ctx: Context, x, weight: np.ndarray, bias: np.ndarray | None):
     if ctx.type(x).rank != 2:
         raise Unsupported(f"a {ctx.type(x).rank}-D input; only (N, features) is supported")
+    if weight.ndim != 2 or weight.shape[1] != ctx.type(x).shape[1]:
+        raise Unsupported(f"a weight of shape {list(weight.T.shape)} for {ctx.type(x).shape[1]} input features")
     return ctx.add("linear", {"out_features": weight.shape[0], "bias": bias is not None}, [x],
                    weights=_params(weight, bias))
 
 
-@handler("Gemm")
+@handler("Gemm", alpha=FLOAT, beta=FLOAT, transA=Attr("int", values=(0,)), transB=BOOL, broadcast=BOOL)
 def _gemm(ctx: Context, node, a):
-    if a.get("transA", 0):
-        raise Unsupported("transA=1")
     b = ctx.need_const(node.input[1], "Gemm B")
+    if b.ndim != 2:
+        raise Unsupported(f"a {b.ndim}-D B")
     weight = a.get("alpha", 1.0) * (b if a.get("transB", 0) else b.T)
-    c = ctx.const(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+    c = ctx.const(_input(node, 2)) if _input(node, 2) else None
     bias = None
     if c is not None:
         out = weight.shape[0]
@@ -137,8 +172,6 @@ def _binary(ctx: Context, node, op: str):
         if len(shapes) != 1:
             raise Unsupported(f"broadcasting between shapes {sorted(map(str, shapes))}")
         return ctx.add(op, {}, values)
-    if all(c is not None for c in consts):
-        return consts[0] + consts[1] if op == "add" else consts[0] * consts[1]
     (c,) = [c for c in consts if c is not None]
     (v,) = [ctx.value(i) for i, k in zip(node.input, consts, strict=True) if k is None]
     producer = ctx.g.node(v.node)
@@ -171,16 +204,22 @@ def _sum(ctx, node, a):
     return [ctx.add("add", {}, values) if len(values) > 1 else ctx.add("identity", {}, values)]
 
 
-@handler("BatchNormalization")
+@handler("BatchNormalization", epsilon=FLOAT, momentum=FLOAT, training_mode=Attr("int", values=(0,)),
+         is_test=Attr("int", values=(1,)), spatial=Attr("int", values=(1,)))
 def _batch_norm(ctx: Context, node, a):
-    if a.get("training_mode", 0) or len(node.output) > 1 and any(node.output[1:]):
+    if len(node.output) > 1 and any(node.output[1:]):
         raise Unsupported("training mode (running-statistics outputs)")
     scale, bias, mean, var = (ctx.need_const(i, "BatchNormalization parameters") for i in node.input[1:5])
+    x = ctx.value(node.input[0])
+    channels = ctx.type(x).shape[1] if ctx.type(x).rank > 1 else 0
+    if any(p.shape != (channels,) for p in (scale, bias, mean, var)):
+        raise Unsupported(f"parameters of shapes {[list(p.shape) for p in (scale, bias, mean, var)]}; "
+                          f"({channels},) expected")
     weights = {"weight": scale, "bias": bias, "running_mean": mean, "running_var": var,
                "num_batches_tracked": np.array(0, np.int64)}
     weights = {k: v.astype(np.float32) if v.dtype != np.int64 else v for k, v in weights.items()}
     return [ctx.add("batch_norm", {"eps": a.get("epsilon", 1e-5), "momentum": 1 - a.get("momentum", 0.9)},
-                    [ctx.value(node.input[0])], weights=weights)]
+                    [x], weights=weights)]
 
 
 def _unary(op: str, **mapping: tuple[str, Any]) -> Handler:
@@ -191,20 +230,19 @@ def _unary(op: str, **mapping: tuple[str, Any]) -> Handler:
     return handle
 
 
-HANDLERS["Relu"] = _unary("relu")
-HANDLERS["LeakyRelu"] = _unary("leaky_relu", negative_slope=("alpha", 0.01))
-HANDLERS["Elu"] = _unary("elu", alpha=("alpha", 1.0))
-HANDLERS["Sigmoid"] = _unary("sigmoid")
-HANDLERS["Tanh"] = _unary("tanh")
+handler("Relu")(_unary("relu"))
+handler("LeakyRelu", alpha=FLOAT)(_unary("leaky_relu", negative_slope=("alpha", 0.01)))
+handler("Elu", alpha=FLOAT)(_unary("elu", alpha=("alpha", 1.0)))
+handler("Sigmoid")(_unary("sigmoid"))
+handler("Tanh")(_unary("tanh"))
 
 
 @handler("Identity")
 def _identity(ctx: Context, node, a):
-    name = node.input[0]
-    return [ctx.const(name) if ctx.const(name) is not None else ctx.value(name)]  # an alias, no IR node
+    return [ctx.value(node.input[0])]  # an alias, no IR node
 
 
-@handler("Softmax")
+@handler("Softmax", axis=INT)
 def _softmax(ctx: Context, node, a):
     x = ctx.value(node.input[0])
     rank = ctx.type(x).rank
@@ -218,8 +256,8 @@ def _softmax(ctx: Context, node, a):
 
 def _pool_common(ctx: Context, node, a) -> dict[str, Any]:
     _spatial(ctx, node)
-    kernel = list(a["kernel_shape"])
-    strides = list(a.get("strides", [1, 1]))
+    kernel = a["kernel_shape"]
+    strides = a.get("strides", [1, 1])
     padding, explicit = _padding(ctx, node, a, kernel, strides, [1, 1])
     if explicit or padding == "same":
         raise Unsupported("asymmetric or automatic pooling pads")
@@ -227,11 +265,13 @@ def _pool_common(ctx: Context, node, a) -> dict[str, Any]:
             "ceil_mode": bool(a.get("ceil_mode", 0))}
 
 
-@handler("MaxPool")
+POOL = {"auto_pad": AUTO_PAD, "ceil_mode": BOOL, "kernel_shape": Attr("ints", 2, required=True), "pads": QUAD,
+        "strides": PAIR}
+
+
+@handler("MaxPool", **POOL, dilations=PAIR, storage_order=Attr("int", values=(0,)))
 def _max_pool(ctx: Context, node, a):
     attrs = _pool_common(ctx, node, a)
-    if a.get("storage_order", 0):
-        raise Unsupported("storage_order=1")
     with_indices = len(node.output) > 1 and bool(node.output[1])
     if with_indices and node.output[1] in ctx.graph_outputs:
         raise Unsupported("MaxPool indices as a graph output: ONNX counts them over the whole tensor, torch "
@@ -241,7 +281,7 @@ def _max_pool(ctx: Context, node, a):
     return [v, Value(v.node, 1)] if with_indices else [v]
 
 
-@handler("AveragePool")
+@handler("AveragePool", **POOL, count_include_pad=BOOL, dilations=PAIR)
 def _avg_pool(ctx: Context, node, a):
     if any(d != 1 for d in a.get("dilations", [1, 1])):
         raise Unsupported("dilated average pooling")
@@ -256,10 +296,10 @@ def _global_avg(ctx: Context, node, a):
     return [ctx.add("adaptive_avg_pool2d", {"output_size": 1}, [ctx.value(node.input[0])])]
 
 
-@handler("MaxUnpool")
+@handler("MaxUnpool", kernel_shape=Attr("ints", 2, required=True), pads=QUAD, strides=PAIR)
 def _max_unpool(ctx: Context, node, a):
     _spatial(ctx, node)
-    pads = list(a.get("pads", [0, 0, 0, 0]))
+    pads = _pads(a)
     if pads[0] != pads[2] or pads[1] != pads[3] or (len(node.input) > 2 and node.input[2]):
         raise Unsupported("asymmetric pads or an explicit output_shape")
     return [ctx.add("max_unpool2d", {"kernel_size": list(a["kernel_shape"]), "stride": list(a.get("strides", a["kernel_shape"])),
@@ -267,16 +307,14 @@ def _max_unpool(ctx: Context, node, a):
                     [ctx.value(node.input[0]), ctx.value(node.input[1])])]
 
 
-@handler("Concat")
+@handler("Concat", axis=Attr("int", required=True))
 def _concat(ctx: Context, node, a):
     if any(ctx.const(i) is not None for i in node.input):
-        if all(ctx.const(i) is not None for i in node.input):
-            return [np.concatenate([ctx.const(i) for i in node.input], axis=a["axis"])]
         raise Unsupported("concatenation with a constant tensor")
     return [ctx.add("concat", {"axis": a["axis"]}, [ctx.value(i) for i in node.input])]
 
 
-@handler("Flatten")
+@handler("Flatten", axis=INT)
 def _flatten(ctx: Context, node, a):
     axis = a.get("axis", 1)
     rank = ctx.type(ctx.value(node.input[0])).rank
@@ -285,7 +323,7 @@ def _flatten(ctx: Context, node, a):
     return [ctx.add("flatten", {}, [ctx.value(node.input[0])])]
 
 
-@handler("Reshape")
+@handler("Reshape", allowzero=BOOL)
 def _reshape(ctx: Context, node, a):
     shape = ctx.need_const(node.input[1], "Reshape's shape").astype(np.int64).tolist()
     x = ctx.value(node.input[0])
@@ -305,21 +343,19 @@ def _reshape(ctx: Context, node, a):
 def _resize_attrs(ctx: Context, node, a, scales, sizes) -> dict[str, Any]:
     t = ctx.type(ctx.value(node.input[0]))
     if sizes is not None and len(sizes):
-        if int(sizes[1]) != int(t.shape[1]):
+        if len(sizes) != 4 or int(sizes[1]) != int(t.shape[1]):
             raise Unsupported("resizing the channel dimension")
         target = {"size": [int(s) for s in sizes[2:]]}
     elif scales is not None and len(scales):
-        if list(scales[:2]) != [1, 1] or any(s != int(s) or s < 1 for s in scales[2:]):
+        if len(scales) != 4 or list(scales[:2]) != [1, 1] or any(not np.isfinite(s) or s != int(s) or s < 1
+                                                                  for s in scales[2:]):
             raise Unsupported(f"scales {list(scales)}: integer upscaling of H and W only")
         target = {"scale_factor": [int(s) for s in scales[2:]]}
     else:
         raise Unsupported("neither constant scales nor sizes")
-    mode = a.get("mode", b"nearest")
-    mode = mode.decode() if isinstance(mode, bytes) else mode
-    transform = a.get("coordinate_transformation_mode", b"half_pixel")
-    transform = transform.decode() if isinstance(transform, bytes) else transform
-    nearest = a.get("nearest_mode", b"round_prefer_floor")
-    nearest = nearest.decode() if isinstance(nearest, bytes) else nearest
+    mode = a.get("mode", "nearest")
+    transform = a.get("coordinate_transformation_mode", "half_pixel")
+    nearest = a.get("nearest_mode", "round_prefer_floor")
     if mode == "nearest":
         ok = (transform, nearest) in {("asymmetric", "floor"), ("half_pixel", "round_prefer_floor"),
                                       ("pytorch_half_pixel", "round_prefer_floor")}
@@ -335,115 +371,74 @@ def _resize_attrs(ctx: Context, node, a, scales, sizes) -> dict[str, Any]:
     raise Unsupported(f"resize mode {mode} with {transform}")
 
 
-@handler("Resize")
+@handler("Resize", mode=Attr("string", values=("nearest", "linear")), coordinate_transformation_mode=Attr("string"),
+         nearest_mode=Attr("string"), antialias=Attr("int", values=(0,)), exclude_outside=Attr("int", values=(0,)),
+         keep_aspect_ratio_policy=Attr("string", values=("stretch",)),
+         cubic_coeff_a=Attr("float"), extrapolation_value=Attr("float"))
 def _resize(ctx: Context, node, a):
+    """(cubic_coeff_a and extrapolation_value only matter for modes that are refused.)"""
     _spatial(ctx, node)
-    if a.get("antialias", 0) or a.get("exclude_outside", 0) or "axes" in a:
-        raise Unsupported("antialias, exclude_outside and axes are not supported")
     if ctx.opset < 11:
         scales, sizes = ctx.need_const(node.input[1], "Resize scales"), None
     else:
-        scales = ctx.const(node.input[2]) if len(node.input) > 2 and node.input[2] else None
-        sizes = ctx.const(node.input[3]) if len(node.input) > 3 and node.input[3] else None
+        scales = ctx.const(_input(node, 2)) if _input(node, 2) else None
+        sizes = ctx.const(_input(node, 3)) if _input(node, 3) else None
     return [ctx.add("upsample", _resize_attrs(ctx, node, a, scales, sizes), [ctx.value(node.input[0])])]
 
 
-@handler("Upsample")
+@handler("Upsample", mode=Attr("string", values=("nearest",)), scales=Attr("floats", 4))
 def _upsample(ctx: Context, node, a):
+    """(mode linear is refused: Upsample uses asymmetric coordinates, torch's bilinear does not.)"""
     _spatial(ctx, node)
-    scales = ctx.need_const(node.input[1], "Upsample scales") if len(node.input) > 1 else np.array(a["scales"])
+    if _input(node, 1):
+        scales = ctx.need_const(node.input[1], "Upsample scales")
+    elif "scales" in a:
+        scales = np.array(a["scales"])
+    else:
+        raise Unsupported("no scales")
     attrs = {**a, "coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor"}
-    if attrs.get("mode", b"nearest") in (b"linear", "linear"):
-        raise Unsupported("Upsample linear uses asymmetric coordinates, which torch's bilinear does not")
     return [ctx.add("upsample", _resize_attrs(ctx, node, attrs, scales, None), [ctx.value(node.input[0])])]
 
 
-@handler("Pad")
+@handler("Pad", mode=Attr("string", values=("constant", "reflect", "edge")), pads=Attr("ints", 8), value=FLOAT)
 def _pad(ctx: Context, node, a):
     _spatial(ctx, node)
-    pads = (ctx.need_const(node.input[1], "Pad's pads") if len(node.input) > 1 else np.array(a["pads"])).tolist()
-    if len(node.input) > 3 and node.input[3]:
+    if _input(node, 1):
+        pads = ctx.need_const(node.input[1], "Pad's pads").reshape(-1).tolist()
+    elif "pads" in a:
+        pads = a["pads"]
+    else:
+        raise Unsupported("no pads")
+    if _input(node, 3):
         raise Unsupported("the axes input")
-    if any(pads[i] for i in (0, 1, 4, 5)) or min(pads) < 0:
+    if len(pads) != 8 or any(pads[i] for i in (0, 1, 4, 5)) or min(pads) < 0:
         raise Unsupported(f"pads {pads}: only non-negative padding of H and W")
-    mode = a.get("mode", b"constant")
-    mode = mode.decode() if isinstance(mode, bytes) else mode
-    value = ctx.const(node.input[2]) if len(node.input) > 2 and node.input[2] else a.get("value", 0.0)
-    ours = {"constant": "constant", "reflect": "reflect", "edge": "replicate"}.get(mode)
-    if ours is None:
-        raise Unsupported(f"pad mode {mode}")
+    value = ctx.const(_input(node, 2)) if _input(node, 2) else a.get("value", 0.0)
+    ours = {"constant": "constant", "reflect": "reflect", "edge": "replicate"}[a.get("mode", "constant")]
     top, left, bottom, right = pads[2], pads[3], pads[6], pads[7]
     return [ctx.add("pad", {"padding": [left, right, top, bottom], "mode": ours,
                             "value": float(np.asarray(value).reshape(-1)[0]) if np.size(value) else 0.0},
                     [ctx.value(node.input[0])])]
 
 
-@handler("Dropout")
+@handler("Dropout", ratio=FLOAT, seed=INT, is_test=BOOL)
 def _dropout(ctx: Context, node, a):
-    if len(node.input) > 2 and node.input[2] and bool(ctx.need_const(node.input[2], "training_mode")):
+    """(seed only matters in training mode, which is refused; opset 6's is_test is the IR node's
+    own train/eval mode.)"""
+    if _input(node, 2) and np.any(ctx.need_const(node.input[2], "training_mode")):
         raise Unsupported("training_mode=true")
     if len(node.output) > 1 and node.output[1]:
         raise Unsupported("the mask output")
-    ratio = ctx.const(node.input[1]) if len(node.input) > 1 and node.input[1] else a.get("ratio", 0.5)
-    return [ctx.add("dropout", {"p": float(np.asarray(ratio))}, [ctx.value(node.input[0])])]
+    ratio = np.asarray(ctx.const(_input(node, 1)) if _input(node, 1) else a.get("ratio", 0.5))
+    if ratio.size != 1:
+        raise Unsupported(f"a ratio of shape {list(ratio.shape)}")
+    return [ctx.add("dropout", {"p": float(ratio.reshape(-1)[0])}, [ctx.value(node.input[0])])]
 
 
-# ---------------------------------------------------------------- shape arithmetic on constants
-#: marks the symbolic batch size inside folded shape tensors
-BATCH = np.int64(-(2**62))
-
-
-@handler("Shape")
+# ---------------------------------------------------------------- shapes
+@handler("Shape", start=Attr("int"), end=Attr("int"))
 def _shape(ctx: Context, node, a):
+    """The shape of a computed tensor, the batch size marked BATCH; folded ops use it."""
     t = ctx.type(ctx.value(node.input[0]))
     full = np.array([BATCH, *t.sample_shape], np.int64)
-    start, end = a.get("start", 0), a.get("end", None)
-    return [full[start:end]]
-
-
-def _const_inputs(ctx: Context, node, what: str) -> list[np.ndarray | None]:
-    values = [ctx.const(i) if i else None for i in node.input]
-    if values[0] is None:
-        raise Unsupported(f"{what} of a computed tensor (only shape arithmetic on constants is supported)")
-    return values
-
-
-@handler("Gather")
-def _gather(ctx: Context, node, a):
-    data, indices = _const_inputs(ctx, node, "Gather")
-    if indices is None:
-        raise Unsupported("Gather with computed indices")
-    return [np.take(data, indices, axis=a.get("axis", 0))]
-
-
-@handler("Slice")
-def _slice(ctx: Context, node, a):
-    data, starts, ends, *rest = _const_inputs(ctx, node, "Slice") + [None, None]
-    axes = rest[0] if rest[0] is not None else np.arange(len(starts))
-    steps = rest[1] if rest[1] is not None else np.ones(len(starts), np.int64)
-    index = [slice(None)] * data.ndim
-    for s, e, ax, st in zip(starts, ends, axes, steps, strict=True):
-        index[int(ax)] = slice(int(s), int(e), int(st))
-    return [data[tuple(index)]]
-
-
-@handler("Unsqueeze")
-def _unsqueeze(ctx: Context, node, a):
-    data, *axes = _const_inputs(ctx, node, "Unsqueeze")
-    axes = sorted(int(x) for x in (axes[0] if axes and axes[0] is not None else a["axes"]))
-    for ax in axes:
-        data = np.expand_dims(data, ax)
-    return [data]
-
-
-@handler("Squeeze")
-def _squeeze(ctx: Context, node, a):
-    data, *axes = _const_inputs(ctx, node, "Squeeze")
-    axes = axes[0] if axes and axes[0] is not None else a.get("axes")
-    return [np.squeeze(data, axis=None if axes is None else tuple(int(x) for x in axes))]
-
-
-@handler("Cast")
-def _cast(ctx: Context, node, a):
-    (data,) = _const_inputs(ctx, node, "Cast")
-    return [data.astype(onnx.helper.tensor_dtype_to_np_dtype(a["to"]))]
+    return [full[a.get("start", 0):a.get("end", None)]]

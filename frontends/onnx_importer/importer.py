@@ -2,11 +2,13 @@
 
 Rules:
   1. The first dimension of every graph input is the batch; the IR keeps the remaining ones.
-  2. Initializers and Constant nodes are constants; an op's weights must be constants.
+  2. Initializers and Constant nodes are constants, and so is every node whose inputs are all
+     constants (folded with onnx's reference evaluator); an op's weights must be constants.
   3. Every node's op must have a handler for the model's opset (11 to the newest onnx knows); all
      unsupported ops, and all unsupported variants of supported ops, are reported in one error
      with their op type, opset and node name.
-  4. IR node names come from the ONNX node names (or first output), sanitised and made unique;
+  4. IR node names come from the ONNX node names (or first output), sanitised (no leading ``_``)
+     and made unique;
      weights are keyed ``<node>.<param>`` like the torch state dict.
   5. Graph outputs become ``output`` nodes named after the ONNX outputs.
 """
@@ -19,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
 
 from spdnn.errors import SpdnnError, UnsupportedOpError
 from spdnn.ir.graph import Graph, Value
@@ -27,7 +28,10 @@ from spdnn.ir.naming import sanitize
 from spdnn.ir.types import TensorType
 from spdnn.passes.infer_shapes import infer_node
 
-from .loader import load_onnx_file
+from .attrs import AttributeProblem, read_attributes
+from .fold import FoldError, can_fold, fold_node
+from .loader import load_checked_model
+from .validate import to_array, validate_model
 
 __all__ = ["Imported", "import_onnx", "MIN_OPSET", "Unsupported"]
 
@@ -98,37 +102,46 @@ class Context:
         return Value(name, 0)
 
 
-def attributes(node: onnx.NodeProto) -> dict[str, Any]:
-    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+def ir_name(onnx_name: str) -> str:
+    """An IR node name for an ONNX name: sanitised, without leading underscores (torch exports
+    name nodes ``/conv/Conv``; a name like ``_result_slots`` would shadow private attributes of the
+    torch module)."""
+    return sanitize(sanitize(onnx_name).lstrip("_") or "node")
 
 
 def import_onnx(model: onnx.ModelProto | str | Path, name: str | None = None) -> Imported:
     """Import an ONNX model (a ModelProto or a path, loaded safely).
 
+    The model is validated first (``validate.py``: limits, tensor data, the ONNX checker); then
+    nodes are taken in order: a node whose inputs are all constants is folded (``fold.py``),
+    any other is mapped by its op's handler after its attributes are checked (``attrs.py``).
+
     Raises:
-        SpecError: unreadable or unsafe file.
-        UnsupportedOpError: listing every unsupported op or variant.
+        OnnxModelError (a SpecError): unreadable, unsafe, invalid or oversized model.
+        UnsupportedOpError: listing every unsupported op, variant or attribute.
     """
-    from .handlers import HANDLERS
+    from .handlers import ATTRIBUTES, HANDLERS
 
     source = "model"
-    if not isinstance(model, onnx.ModelProto):
+    if isinstance(model, onnx.ModelProto):
+        validate_model(model, source)
+    else:
         source = str(model)
-        model = load_onnx_file(model)
+        model = load_checked_model(model)
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     newest = onnx.defs.onnx_opset_version()
     graph = model.graph
     if not MIN_OPSET <= opset <= newest:
         raise UnsupportedOpError([("model", opset, graph.name, f"opsets {MIN_OPSET} to {newest} are supported")],
                                  source)
+    maybe_constant = _foldable_tensors(graph)
     missing = [(n.op_type, opset, n.name or n.output[0], "no importer for this op")
-               for n in graph.node if n.domain not in ("", "ai.onnx") or
-               (n.op_type not in HANDLERS and n.op_type != "Constant")]
+               for n in graph.node if n.op_type not in HANDLERS and not all(o in maybe_constant for o in n.output)]
     if missing:
         raise UnsupportedOpError(missing, source)
-    ctx = Context(sanitize(name or graph.name or Path(source).stem or "model"), opset)
+    ctx = Context(ir_name(name or graph.name or Path(source).stem or "model"), opset)
     for init in graph.initializer:
-        ctx.consts[init.name] = numpy_helper.to_array(init)
+        ctx.consts[init.name] = to_array(init, source, f"initializer {init.name!r}")
     ctx.graph_outputs = {o.name for o in graph.output}
     for tensor in [i for n in graph.node for i in n.input] + [o.name for o in graph.output]:
         ctx.consumers[tensor] = ctx.consumers.get(tensor, 0) + 1
@@ -145,31 +158,51 @@ def import_onnx(model: onnx.ModelProto | str | Path, name: str | None = None) ->
         if any(i and i not in ctx.values and i not in ctx.consts for i in node.input):
             continue  # a producer failed: reported there
         try:
-            if node.op_type == "Constant":
-                ctx.consts[node.output[0]] = _constant(node)
-                continue
-            ctx.node_name = sanitize(node_name)
-            outs = HANDLERS[node.op_type](ctx, node, attributes(node))
-            for out_name, value in zip(node.output, outs, strict=False):
-                if value is None:
-                    continue
-                if isinstance(value, np.ndarray):
-                    ctx.consts[out_name] = value
-                else:
-                    ctx.values[out_name] = value
-        except Unsupported as e:
+            _import_node(ctx, node, HANDLERS, ATTRIBUTES)
+        except (Unsupported, FoldError, AttributeProblem) as e:
             problems.append((node.op_type, opset, node_name, str(e)))
+        except (IndexError, KeyError, ValueError, TypeError, ArithmeticError) as e:
+            # a malformed node the checks did not foresee: reported like any other refusal
+            problems.append((node.op_type, opset, node_name, f"cannot be imported ({type(e).__name__}: {e})"))
     for out in graph.output:
         if out.name not in ctx.values:
             if out.name in ctx.consts:
                 problems.append(("output", opset, out.name, "a constant graph output has no IR form"))
             continue
-        ctx.g.add_node(ctx.g.unique_name(sanitize(out.name)), "output", {}, [ctx.values[out.name]])
+        ctx.g.add_node(ctx.g.unique_name(ir_name(out.name)), "output", {}, [ctx.values[out.name]])
     if problems:
         raise UnsupportedOpError(problems, source)
     ctx.g.verify()
     ctx.g.meta["file"] = source
     return Imported(ctx.g, ctx.weights)
+
+
+def _foldable_tensors(graph: onnx.GraphProto) -> set[str]:
+    """Tensors that are constant, or may become constant by folding (including every Shape)."""
+    consts = {i.name for i in graph.initializer} | {""}
+    for node in graph.node:
+        if node.op_type == "Shape" or (can_fold(node) and all(i in consts for i in node.input)):
+            consts.update(node.output)
+    return consts
+
+
+def _import_node(ctx: Context, node: onnx.NodeProto, handlers: dict, attributes: dict) -> None:
+    """Fold ``node`` if its inputs are all constants, else map it with its handler."""
+    inputs = [ctx.const(i) for i in node.input]
+    if can_fold(node) and all(x is not None for i, x in zip(node.input, inputs, strict=True) if i):
+        outs = fold_node(node, inputs, ctx.opset)
+    elif node.op_type not in handlers:
+        raise Unsupported("no importer for this op")
+    else:
+        ctx.node_name = ir_name(node.name or node.output[0])
+        outs = handlers[node.op_type](ctx, node, read_attributes(node, attributes[node.op_type]))
+    for out_name, value in zip(node.output, outs, strict=False):
+        if value is None or not out_name:
+            continue
+        if isinstance(value, np.ndarray):
+            ctx.consts[out_name] = value
+        else:
+            ctx.values[out_name] = value
 
 
 def _add_input(ctx: Context, inp: onnx.ValueInfoProto) -> None:
@@ -179,20 +212,7 @@ def _add_input(ctx: Context, inp: onnx.ValueInfoProto) -> None:
     dims = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
     if len(dims) < 2 or any(d is None or d < 1 for d in dims[1:]):
         raise Unsupported(f"input shape {dims}: needs a batch dimension and static sample dimensions")
-    name = ctx.g.unique_name(sanitize(inp.name))
+    name = ctx.g.unique_name(ir_name(inp.name))
     ctx.g.add_node(name, "input", {"shape": dims[1:]})
     infer_node(ctx.g, name)
     ctx.values[inp.name] = Value(name, 0)
-
-
-def _constant(node: onnx.NodeProto) -> np.ndarray:
-    a = attributes(node)
-    if "value" in a:
-        return numpy_helper.to_array(a["value"])
-    for key in ("value_float", "value_int"):
-        if key in a:
-            return np.array(a[key])
-    for key in ("value_floats", "value_ints"):
-        if key in a:
-            return np.array(a[key])
-    raise Unsupported(f"Constant with {sorted(a)} is not supported")
