@@ -115,7 +115,7 @@ def _read_member(archive: zipfile.ZipFile, member: str, what: str) -> np.ndarray
             raise SpdnnError(f"{what}: the array is empty or a scalar (shape {shape}); one row per sample")
         if info.file_size - f.tell() < nbytes:
             raise SpdnnError(f"{what}: the header promises {nbytes:,} bytes, the file holds fewer")
-        array = np.frombuffer(f.read(nbytes), dtype=dtype, count=count)
+        array = np.frombuffer(f.read(nbytes), dtype=dtype, count=count).copy()
     return array.reshape(shape, order="F" if fortran else "C")
 
 
