@@ -134,9 +134,14 @@ def load_system_text(text: str, file: str = "<string>", base: str | Path = ".") 
         tensors=_tensors(doc, top, problems), flows=_flows(doc, top, problems),
         losses=_losses(doc, top, problems), optimizers=_optimizers(doc, top, problems),
         training=_training(top))
+    if len(networks) == len(top.networks):  # cross-checks need every network's ports
+        try:
+            validate_system(spec, lambda path, message: doc.problem(path, message))
+        except SpecError as e:
+            problems.extend(e.problems)
     if problems:
         raise SpecError(problems)
-    return validate_system(spec, lambda path, message: doc.problem(path, message))
+    return spec
 
 
 # -- sections --------------------------------------------------------------------------------------

@@ -47,6 +47,7 @@ class _Checker:
     def __init__(self, spec: SystemSpec, locate: Locate, problems: list[Problem]):
         self.spec, self.locate, self.problems = spec, locate, problems
         self.shapes: dict[str, Port | None] = {}
+        self.broken: set[str] = set()  # outputs of flows already reported: no follow-on problems
 
     def bad(self, path: tuple, message: str) -> None:
         self.problems.append(self.locate(path, message))
@@ -120,6 +121,7 @@ class _Checker:
             if net is None:
                 self.bad((*flow.path, "network"), f"unknown network {flow.network!r}"
                          f"{_hint(flow.network, list(self.spec.networks))}")
+                self.broken.add(flow.name)
                 continue
             wanted = net.inputs
             for key in flow.inputs:
@@ -139,6 +141,8 @@ class _Checker:
 
     def feed(self, path: tuple, ref: str, want: Port, what: str) -> None:
         """Tensor ``ref`` goes into a port of shape ``want``."""
+        if ref.split(".")[0] in self.broken:
+            return
         if ref not in self.shapes:
             self.bad(path, f"unknown tensor {ref!r}{_hint(ref, list(self.shapes))} (tensors, and flow outputs "
                      "written above this flow)")
@@ -167,6 +171,8 @@ class _Checker:
         ports: dict[str, Port | None] = {}
         for arg in LOSS_TYPES[term.type]:
             ref = term.args.get(arg)
+            if isinstance(ref, str) and ref.split(".")[0] in self.broken:
+                return
             if ref is None:
                 self.bad(term.path, f"{term.type} loss needs {arg}: (a tensor name)")
                 return
