@@ -37,6 +37,8 @@ from spdnn.summary import Summary, count_params, summarize
 
 if TYPE_CHECKING:
     from spdnn.backends.torch_exporter import SpdnnModule
+    from spdnn.backends.torch_exporter.training import TorchSystem
+    from spdnn.system import SystemSpec
 
 __version__ = "0.1.0"
 
@@ -45,6 +47,7 @@ __all__ = [
     "Problem", "ShapeError", "SpdnnError", "SpecError", "Summary", "TensorType", "UnknownOpError", "UnsupportedOpError",
     "Value", "VerifyError", "__version__", "all_ops", "build_torch", "count_params", "get_op",
     "export_onnx", "get_pass", "import_onnx", "infer_shapes", "load_spec", "load_spec_text", "merge_networks", "run_onnx", "run_passes", "summarize",
+    "build_system", "load_system",
 ]
 
 
@@ -97,3 +100,18 @@ def build_torch(graph: Graph, seed: int | None = None) -> SpdnnModule:
     from spdnn.backends.torch_exporter import build_torch_module
 
     return build_torch_module(graph, seed=seed)
+
+
+def load_system(path: str | Path) -> SystemSpec:
+    """Load a system spec (several networks, tensors, losses, optimisers; see docs/training.md),
+    validated before anything is built (SpecError listing every located problem)."""
+    from spdnn.frontends.yaml_importer.system import load_system as _load
+
+    return _load(path)
+
+
+def build_system(system: SystemSpec, seed: int = 0, device: str = "cpu") -> TorchSystem:
+    """The torch side of a system: ``.networks`` (a ModuleDict) and ``.loss(name, batch)``."""
+    from spdnn.backends.torch_exporter.training import TorchSystem
+
+    return TorchSystem(system, seed=seed, device=device)

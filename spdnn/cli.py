@@ -16,6 +16,8 @@ import os
 import sys
 import textwrap
 
+from spdnn.cli_train import add_train_parsers, cmd_eval, cmd_train
+
 __all__ = ["main"]
 
 _EPILOG_FORMAT = argparse.RawDescriptionHelpFormatter
@@ -128,6 +130,7 @@ def _parser() -> argparse.ArgumentParser:
         "of a spec for completion, hover and validation.",
         epilog=_examples("spdnn schema -o spdnn.schema.json"))
     s.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+    add_train_parsers(sub, common)
     return p
 
 
@@ -255,6 +258,7 @@ def _cmd_schema(args, console: _Console) -> int:
 
 
 _COMMANDS = {"compile": _cmd_compile, "inspect": _cmd_inspect, "run": _cmd_run, "schema": _cmd_schema}
+_COMMANDS.update(train=cmd_train, eval=cmd_eval)
 
 
 def _limit_overrides(args) -> dict[str, int]:
