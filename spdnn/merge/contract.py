@@ -61,7 +61,7 @@ def _key(block: Block, key: LabelKey) -> tuple:
 
 def _monotone(lg: LayerGraph) -> bool:
     up = down = True
-    for u, v in lg.g.edges:
+    for u, v in lg.edges():
         if u == INPUT or v == OUTPUT:
             continue
         du, dv = lg.block(u).label[1], lg.block(v).label[1]
@@ -90,7 +90,7 @@ def contract(lg: LayerGraph, key: LabelKey = "paper", tag: str = "d") -> Contrac
     searches = 0
     for n in order:
         block = lg.block(n)
-        pred_groups = {group_of[p] for p in lg.g.predecessors(n)}
+        pred_groups = {group_of[p] for p in lg.predecessors(n, ordered=False)}
         reaching = 0 if skip_search else reach.reaching_any(pred_groups)
         chosen = None
         if n not in (INPUT, OUTPUT):
@@ -164,7 +164,7 @@ def _build(lg: LayerGraph, members: list[list[str]], group_of: dict[str, int], t
     out = LayerGraph(lg.name)
     out.input_shape, out.output_shape, out.parents = lg.input_shape, lg.output_shape, list(lg.parents)
     names: list[str] = []
-    taken: set[str] = set(lg.g)  # merged names must not collide with any kept node id
+    taken: set[str] = set(lg.order())  # merged names must not collide with any kept node id
     for nodes in members:
         first = lg.block(nodes[0])
         if len(nodes) == 1:
@@ -175,7 +175,7 @@ def _build(lg: LayerGraph, members: list[list[str]], group_of: dict[str, int], t
         names.append(name)
         out.add(name, Block(first.kind, first.layer, first.tail, first.pooling,
                             [m for n in nodes for m in lg.block(n).members], first.label))
-    for u, v in lg.g.edges:  # in insertion order of edges: the first parent's transitions win
+    for u, v in lg.edges():  # in insertion order of edges: the first parent's transitions win
         gu, gv = names[group_of[u]], names[group_of[v]]
         if gu != gv:
             out.connect(gu, gv, lg.edge(u, v))
