@@ -349,7 +349,7 @@ def _add_parent(lg: LayerGraph, parent: Graph) -> tuple[str, Edge]:
         if node.op in ("input", "output"):
             continue
         preds = parent.inputs_of(node.name)
-        if len(preds) != 1 or any(v.port for v in preds):
+        if len(preds) != 1 or preds[0].port:
             raise MergeError(f"parent {parent.name!r}: layer {node.name!r} ({node.op}) joins or splits "
                              "paths; SPDNN merging takes parents whose layers form chains or trees")
         src, trans = owner[preds[0].node]
