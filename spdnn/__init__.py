@@ -15,8 +15,9 @@ Importing spdnn does not import torch; ``build_torch`` does, on first use.
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from spdnn.errors import (
     ExportError,
@@ -29,15 +30,15 @@ from spdnn.errors import (
     UnsupportedOpError,
     VerifyError,
 )
-from spdnn.ir import Graph, Node, TensorType, Value
-from spdnn.merge import MergeOptions, MergeResult, merge_networks
-from spdnn.ops import all_ops, get_op
-from spdnn.passes import PASSES, Pass, PassManager, PassResult, get_pass, infer_shapes
-from spdnn.summary import Summary, count_params, summarize
 
 if TYPE_CHECKING:
     from spdnn.backends.torch_exporter import SpdnnModule
     from spdnn.backends.torch_exporter.training import TorchSystem
+    from spdnn.ir import Graph, Node, TensorType, Value
+    from spdnn.merge import MergeOptions, MergeResult, merge_networks
+    from spdnn.ops import all_ops, get_op
+    from spdnn.passes import PASSES, Pass, PassManager, PassResult, get_pass, infer_shapes
+    from spdnn.summary import Summary, count_params, summarize
     from spdnn.system import SystemSpec
 
 __version__ = "0.1.0"
@@ -49,6 +50,35 @@ __all__ = [
     "export_onnx", "get_pass", "import_onnx", "infer_shapes", "load_spec", "load_spec_text", "merge_networks", "run_onnx", "run_passes", "summarize",
     "build_system", "load_system",
 ]
+
+#: Facade names imported on first use (PEP 562), so that ``import spdnn`` (and ``spdnn --help``)
+#: loads neither pydantic's op registry nor the merge machinery until something needs them.
+_LAZY = {
+    **dict.fromkeys(("Graph", "Node", "TensorType", "Value"), "spdnn.ir"),
+    **dict.fromkeys(("MergeOptions", "MergeResult", "merge_networks"), "spdnn.merge"),
+    **dict.fromkeys(("all_ops", "get_op"), "spdnn.ops"),
+    **dict.fromkeys(("PASSES", "Pass", "PassManager", "PassResult", "get_pass", "infer_shapes"), "spdnn.passes"),
+    **dict.fromkeys(("Summary", "count_params", "summarize"), "spdnn.summary"),
+}
+
+
+#: Core subpackages that ``spdnn.<name>`` imports on access (as the eager package used to).
+_SUBPACKAGES = {"compile", "ir", "limits", "merge", "ops", "passes", "render", "run", "summary", "system"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"spdnn.{name}")
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'spdnn' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
 
 
 def load_spec(path: str | Path) -> Graph:
@@ -67,6 +97,8 @@ def load_spec_text(text: str, file: str = "<string>") -> Graph:
 
 def run_passes(graph: Graph, passes: list[str | Pass] | str) -> Graph:
     """Run passes (objects, names, or a comma-separated string of names) in place."""
+    from spdnn.passes import PassManager, get_pass
+
     if isinstance(passes, str):
         passes = [p.strip() for p in passes.split(",") if p.strip()]
     objs = [get_pass(p) if isinstance(p, str) else p for p in passes]

@@ -2,10 +2,13 @@
 
 Design notes:
 
-* ``Graph`` owns a private ``nx.MultiDiGraph``; passes change structure only through its
-  methods, which keep the invariants. ``view()`` hands out a read-only view for analyses.
+* ``Graph`` owns plain dicts: each node's record, its filled input slots (slot -> producer
+  value) and its uses ((consumer, slot) -> producer port). Passes change structure only through
+  its methods, which keep the invariants and both directions in step. ``view()`` hands out a
+  read-only networkx copy for analyses (networkx is imported only then: building and querying
+  graphs, and ``spdnn --help``, do not need it).
 * An edge ``src -> dst`` carries ``src_port`` (which output of ``src``) and ``dst_port``
-  (which input slot of ``dst``); the edge key is ``dst_port``, so ``add(x, x)`` is two edges.
+  (which input slot of ``dst``); a slot holds one edge, so ``add(x, x)`` is two edges.
 * Node payloads (:class:`Node`) are frozen; derived facts (output types, source locations)
   live in per-node ``meta`` dicts under the keys of :mod:`spdnn.ir.meta`.
 * Iteration order is deterministic: a topological order that breaks ties by insertion order.
@@ -13,12 +16,13 @@ Design notes:
 
 from __future__ import annotations
 
+import heapq
 import itertools
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import networkx as nx
 from pydantic import ValidationError
 
 from spdnn.errors import UnknownOpError, VerifyError
@@ -26,6 +30,9 @@ from spdnn.ir import meta as M
 from spdnn.ir.naming import is_valid_name, unique_name
 from spdnn.ir.types import TensorType
 from spdnn.ops import OpAttrs, get_op
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 __all__ = ["Node", "Value", "Graph"]
 
@@ -99,7 +106,9 @@ class Graph:
         self.name = name
         #: free-form graph-level metadata (source spec, merge provenance, ...)
         self.meta: dict[str, Any] = {}
-        self._g = nx.MultiDiGraph()
+        self._recs: dict[str, _NodeRecord] = {}  # in insertion (= index) order
+        self._ins: dict[str, dict[int, Value]] = {}  # node -> {input slot: producer value}
+        self._uses: dict[str, dict[tuple[str, int], int]] = {}  # node -> {(consumer, slot): port}
         self._counter = itertools.count()
         self._order: list[str] | None = None
 
@@ -121,7 +130,7 @@ class Graph:
         opdef = get_op(op)
         if not is_valid_name(name):
             raise VerifyError(f"invalid node name {name!r}: use letters, digits and _")
-        if name in self._g:
+        if name in self._recs:
             raise VerifyError(f"a node named {name!r} already exists in graph {self.name!r}")
         if not isinstance(attrs, OpAttrs):
             try:
@@ -132,12 +141,14 @@ class Graph:
             raise VerifyError(f"{op} node {name!r} needs {opdef.attrs.__name__}, got {type(attrs).__name__}")
         values = [_as_value(v) for v in inputs]
         for v in values:
-            if v.node not in self._g:
+            if v.node not in self._recs:
                 raise VerifyError(f"input {v} of node {name!r} does not exist")
         node = Node(name, op, attrs)
-        self._g.add_node(name, rec=_NodeRecord(node, next(self._counter)))
+        self._recs[name] = _NodeRecord(node, next(self._counter))
+        self._ins[name] = {}
+        self._uses[name] = {}
         for slot, v in enumerate(values):
-            self._g.add_edge(v.node, name, key=slot, src_port=v.port)
+            self._add_edge(v, name, slot)
         self._order = None
         return node
 
@@ -145,21 +156,19 @@ class Graph:
         """Connect output ``src`` to input slot ``dst_port`` of ``dst`` (slot must be free)."""
         v = _as_value(src)
         for n in (v.node, dst):
-            if n not in self._g:
+            if n not in self._recs:
                 raise VerifyError(f"node {n!r} does not exist")
-        if self._g.has_edge(v.node, dst, key=dst_port) or dst_port in self._slots(dst):
+        if dst_port in self._ins[dst]:
             raise VerifyError(f"input slot {dst_port} of {dst!r} is already connected")
-        self._g.add_edge(v.node, dst, key=dst_port, src_port=v.port)
+        self._add_edge(v, dst, dst_port)
         self._order = None
 
     def disconnect(self, dst: str, dst_port: int) -> None:
         """Remove the edge feeding input slot ``dst_port`` of ``dst``."""
-        for u, _, k in list(self._g.in_edges(dst, keys=True)):
-            if k == dst_port:
-                self._g.remove_edge(u, dst, key=k)
-                self._order = None
-                return
-        raise VerifyError(f"input slot {dst_port} of {dst!r} is not connected")
+        if dst_port not in self._ins.get(dst, {}):
+            raise VerifyError(f"input slot {dst_port} of {dst!r} is not connected")
+        self._remove_edge(dst, dst_port)
+        self._order = None
 
     def replace_node(self, name: str, node: Node) -> None:
         """Swap the payload of ``name`` (same name) keeping edges and meta."""
@@ -171,10 +180,10 @@ class Graph:
         """Point every consumer of output ``old`` at ``new``; returns the number of uses moved."""
         o, n = _as_value(old), _as_value(new)
         moved = 0
-        for _, dst, k, data in list(self._g.out_edges(o.node, keys=True, data=True)):
-            if data["src_port"] == o.port and dst != n.node:
-                self._g.remove_edge(o.node, dst, key=k)
-                self._g.add_edge(n.node, dst, key=k, src_port=n.port)
+        for (dst, k), port in list(self._uses[o.node].items()):
+            if port == o.port and dst != n.node:
+                self._remove_edge(dst, k)
+                self._add_edge(n, dst, k)
                 moved += 1
         self._order = None
         return moved
@@ -188,12 +197,14 @@ class Graph:
         users = self.users_of(name)
         if users:
             raise VerifyError(f"cannot remove {name!r}: still used by {sorted({u for u, _, _ in users})}")
-        self._g.remove_node(name)
+        for slot in list(self._ins[name]):
+            self._remove_edge(name, slot)
+        del self._recs[name], self._ins[name], self._uses[name]
         self._order = None
 
     def unique_name(self, base: str) -> str:
         """A fresh node name derived from ``base``."""
-        return unique_name(base, self._g)
+        return unique_name(base, self._recs)
 
     # ------------------------------------------------------------------ queries
     def node(self, name: str) -> Node:
@@ -218,14 +229,14 @@ class Graph:
 
     def inputs_of(self, name: str) -> list[Value]:
         """Producers feeding ``name``, ordered by input slot."""
-        edges = sorted((k, u, d["src_port"]) for u, keys in self._g.pred[name].items()
-                       for k, d in keys.items())
-        return [Value(u, p) for _, u, p in edges]
+        ins = self._ins[name]
+        return [ins[slot] for slot in sorted(ins)]
 
     def users_of(self, name: str) -> list[tuple[str, int, int]]:
         """Consumers of ``name`` as (consumer, dst_port, src_port), deterministic order."""
-        out = [(v, k, d["src_port"]) for _, v, k, d in self._g.out_edges(name, keys=True, data=True)]
-        return sorted(out, key=lambda t: (self._rec(t[0]).index, t[1]))
+        recs = self._recs
+        out = [(v, k, port) for (v, k), port in self._uses[name].items()]
+        return sorted(out, key=lambda t: (recs[t[0]].index, t[1]))
 
     def predecessors(self, name: str) -> list[str]:
         """Distinct producer nodes of ``name`` in slot order."""
@@ -242,24 +253,40 @@ class Graph:
             VerifyError: the graph has a cycle.
         """
         if self._order is None:
-            try:
-                self._order = list(
-                    nx.lexicographical_topological_sort(self._g, key=lambda n: self._rec(n).index)
-                )
-            except nx.NetworkXUnfeasible:
-                cycle = nx.find_cycle(self._g)
-                path = " -> ".join(str(e[0]) for e in cycle) + f" -> {cycle[0][0]}"
-                raise VerifyError(f"graph {self.name!r} has a cycle: {path}") from None
+            self._order = self._lexicographic_topo_order()
         return list(self._order)
 
+    def _lexicographic_topo_order(self) -> list[str]:
+        """Kahn's algorithm taking the smallest insertion index among the ready nodes."""
+        recs = self._recs
+        waiting = {n: len(ins) for n, ins in self._ins.items()}  # one per edge, as networkx counts
+        ready = [(recs[n].index, n) for n, k in waiting.items() if k == 0]
+        heapq.heapify(ready)
+        order: list[str] = []
+        while ready:
+            _, n = heapq.heappop(ready)
+            order.append(n)
+            for v, _ in self._uses[n]:
+                waiting[v] -= 1
+                if waiting[v] == 0:
+                    heapq.heappush(ready, (recs[v].index, v))
+        if len(order) < len(recs):
+            import networkx as nx  # only to name the cycle in the error
+
+            cycle = nx.find_cycle(self.view())
+            path = " -> ".join(str(e[0]) for e in cycle) + f" -> {cycle[0][0]}"
+            raise VerifyError(f"graph {self.name!r} has a cycle: {path}")
+        return order
+
     def __iter__(self) -> Iterator[Node]:
-        return (self.node(n) for n in self.topo_order())
+        recs = self._recs
+        return (recs[n].node for n in self.topo_order())
 
     def __len__(self) -> int:
-        return self._g.number_of_nodes()
+        return len(self._recs)
 
     def __contains__(self, name: object) -> bool:
-        return name in self._g
+        return name in self._recs
 
     def nodes(self, op: str | None = None) -> list[Node]:
         """Nodes in topological order, optionally only those of one op."""
@@ -274,21 +301,30 @@ class Graph:
         return sorted(self.nodes("output"), key=lambda n: self._rec(n.name).index)
 
     def view(self) -> nx.MultiDiGraph:
-        """A read-only networkx view of the structure, for analyses."""
-        return self._g.copy(as_view=True)
+        """A read-only networkx copy of the structure, for analyses: nodes in insertion order with
+        their record under ``rec``, edges keyed by input slot with ``src_port``. Later changes
+        to the graph do not show in it."""
+        import networkx as nx
+
+        g = nx.MultiDiGraph()
+        for n, rec in self._recs.items():
+            g.add_node(n, rec=rec)
+        for dst, ins in self._ins.items():
+            for slot, v in ins.items():
+                g.add_edge(v.node, dst, key=slot, src_port=v.port)
+        return nx.freeze(g)
 
     def num_edges(self) -> int:
-        return self._g.number_of_edges()
+        return sum(len(ins) for ins in self._ins.values())
 
     def copy(self, name: str | None = None) -> Graph:
         """An independent copy (payloads are immutable and shared; meta dicts are copied)."""
         g = Graph(name or self.name)
         g.meta = dict(self.meta)
-        for n in sorted(self._g, key=lambda n: self._rec(n).index):
-            rec = self._rec(n)
-            g._g.add_node(n, rec=_NodeRecord(rec.node, next(g._counter), dict(rec.meta)))
-        for u, v, k, d in self._g.edges(keys=True, data=True):
-            g._g.add_edge(u, v, key=k, src_port=d["src_port"])
+        for n, rec in self._recs.items():
+            g._recs[n] = _NodeRecord(rec.node, next(g._counter), dict(rec.meta))
+            g._ins[n] = dict(self._ins[n])
+            g._uses[n] = dict(self._uses[n])
         return g
 
     def structure(self) -> list[tuple[str, str, dict[str, Any], list[str]]]:
@@ -341,9 +377,7 @@ class Graph:
             problems.append("the graph has no input node")
         if not self.output_nodes():
             problems.append("the graph has no output node")
-        reach: set[str] = set()
-        for i in inputs:
-            reach |= nx.descendants(self._g, i)
+        reach = self._descendants(inputs)
         for out in self.output_nodes():
             if out.name not in reach:
                 problems.append(f"{out.name}: output is not reachable from any input")
@@ -353,12 +387,31 @@ class Graph:
     # ------------------------------------------------------------------ internals
     def _rec(self, name: str) -> _NodeRecord:
         try:
-            return self._g.nodes[name]["rec"]
+            return self._recs[name]
         except KeyError:
             raise KeyError(f"no node named {name!r} in graph {self.name!r}") from None
 
     def _slots(self, name: str) -> list[int]:
-        return sorted(k for _, _, k in self._g.in_edges(name, keys=True))
+        return sorted(self._ins[name])
+
+    def _add_edge(self, src: Value, dst: str, slot: int) -> None:
+        self._ins[dst][slot] = src
+        self._uses[src.node][(dst, slot)] = src.port
+
+    def _remove_edge(self, dst: str, slot: int) -> None:
+        src = self._ins[dst].pop(slot)
+        del self._uses[src.node][(dst, slot)]
+
+    def _descendants(self, starts: Iterable[str]) -> set[str]:
+        """Nodes reachable from ``starts`` by one or more edges."""
+        seen: set[str] = set()
+        queue = deque(starts)
+        while queue:
+            for v, _ in self._uses[queue.popleft()]:
+                if v not in seen:
+                    seen.add(v)
+                    queue.append(v)
+        return seen
 
     def __repr__(self) -> str:
         return f"Graph({self.name!r}, {len(self)} nodes, {self.num_edges()} edges)"

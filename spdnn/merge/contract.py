@@ -8,8 +8,10 @@ Rules:
   3. A merge must never create a cycle. Blocks are visited in topological order and each joins
      the first group with its label that it cannot reach and that cannot reach it; otherwise it
      starts a new group and the refusal is reported. Visiting in topological order, a block can
-     never reach an earlier group, so only "the group reaches the block" needs checking, by a
-     backward search from the block's predecessor groups.
+     never reach an earlier group, so only "the group reaches the block" needs checking: does the
+     group reach one of the block's predecessor groups? Every group keeps the set of groups that
+     reach it (a bitset, updated along successor edges when a merge adds edges), so each check
+     is one bit test instead of a graph search.
   4. When every edge goes from a smaller to a larger label distance (always true after labelling
      from the input, whose distance is the longest path) no merge can close a cycle and the
      search is skipped: contraction is then linear in the graph size.
@@ -19,7 +21,6 @@ Rules:
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -45,11 +46,13 @@ class Refusal:
 
 @dataclass
 class Contraction:
-    """What a contraction did: the new graph, each new node's old nodes, and refusals."""
+    """What a contraction did: the new graph, each new node's old nodes, refusals, and how many
+    reachability searches (rule 3) it ran (0 when rule 4 made them unnecessary)."""
 
     graph: LayerGraph
     groups: dict[str, list[str]] = field(default_factory=dict)
     refused: list[Refusal] = field(default_factory=list)
+    searches: int = 0
 
 
 def _key(block: Block, key: LabelKey) -> tuple:
@@ -58,7 +61,7 @@ def _key(block: Block, key: LabelKey) -> tuple:
 
 def _monotone(lg: LayerGraph) -> bool:
     up = down = True
-    for u, v in lg.g.edges:
+    for u, v in lg.edges():
         if u == INPUT or v == OUTPUT:
             continue
         du, dv = lg.block(u).label[1], lg.block(v).label[1]
@@ -82,55 +85,86 @@ def contract(lg: LayerGraph, key: LabelKey = "paper", tag: str = "d") -> Contrac
     candidates: dict[tuple, list[int]] = {}
     group_of: dict[str, int] = {}
     members: list[list[str]] = []
-    preds: list[set[int]] = []  # quotient predecessors of each group
+    reach = _Reachability()
     refused: list[tuple[str, int]] = []
+    searches = 0
     for n in order:
         block = lg.block(n)
-        pred_groups = {group_of[p] for p in lg.g.predecessors(n)}
+        pred_groups = {group_of[p] for p in lg.predecessors(n, ordered=False)}
+        reaching = 0 if skip_search else reach.reaching_any(pred_groups)
         chosen = None
         if n not in (INPUT, OUTPUT):
             for g in candidates.get(_key(block, key), ()):
-                if skip_search or not _reaches(g, pred_groups, preds):
+                if skip_search:
+                    chosen = g
+                    break
+                searches += 1
+                if not reaching >> g & 1:
                     chosen = g
                     break
                 refused.append((n, g))
         if chosen is None:
             chosen = len(members)
             members.append([])
-            preds.append(set())
+            if not skip_search:
+                reach.add_group()
             if n not in (INPUT, OUTPUT):
                 candidates.setdefault(_key(block, key), []).append(chosen)
         members[chosen].append(n)
-        preds[chosen] |= pred_groups
+        if not skip_search:
+            reach.add_edges(pred_groups, chosen, reaching)
         group_of[n] = chosen
     out, names = _build(lg, members, group_of, tag)
     return Contraction(
         out,
         groups={names[i]: list(m) for i, m in enumerate(members)},
         refused=[Refusal(n, names[g], format_label(lg.block(n).label)) for n, g in refused],
+        searches=searches,
     )
 
 
-def _reaches(group: int, targets: set[int], preds: list[set[int]]) -> bool:
-    """Does ``group`` reach any of ``targets`` (or is it one of them) in the quotient graph?"""
-    seen = set(targets)
-    queue = deque(targets)
-    while queue:
-        g = queue.popleft()
-        if g == group:
-            return True
-        for p in preds[g]:
-            if p not in seen:
-                seen.add(p)
-                queue.append(p)
-    return False
+class _Reachability:
+    """Which groups reach which, in the quotient graph as it grows.
+
+    ``reaching[g]`` is a bitset (an int) with bit ``h`` set when group ``h`` reaches ``g`` (``g``
+    itself included). Invariant: along every edge ``a -> b``, ``reaching[b]`` contains
+    ``reaching[a]``; so when new edges into a group add bits, the bits are pushed to its
+    successors until a successor already has them all.
+    """
+
+    def __init__(self):
+        self.reaching: list[int] = []
+        self.successors: list[set[int]] = []
+
+    def add_group(self) -> None:
+        self.reaching.append(1 << len(self.reaching))
+        self.successors.append(set())
+
+    def reaching_any(self, groups: set[int]) -> int:
+        """Groups reaching any of ``groups`` (those included)."""
+        bits = 0
+        for g in groups:
+            bits |= self.reaching[g]
+        return bits
+
+    def add_edges(self, sources: set[int], target: int, bits: int) -> None:
+        """Add edges ``sources -> target``; ``bits`` is ``reaching_any(sources)``."""
+        for s in sources:
+            self.successors[s].add(target)
+        stack = [target]
+        while stack:
+            g = stack.pop()
+            merged = self.reaching[g] | bits
+            if merged != self.reaching[g]:
+                self.reaching[g] = merged
+                stack.extend(self.successors[g])
 
 
 def _build(lg: LayerGraph, members: list[list[str]], group_of: dict[str, int], tag: str):
     out = LayerGraph(lg.name)
     out.input_shape, out.output_shape, out.parents = lg.input_shape, lg.output_shape, list(lg.parents)
     names: list[str] = []
-    taken: set[str] = set(lg.g)  # merged names must not collide with any kept node id
+    taken: set[str] = set(lg.order())  # merged names must not collide with any kept node id
     for nodes in members:
         first = lg.block(nodes[0])
         if len(nodes) == 1:
@@ -141,7 +175,7 @@ def _build(lg: LayerGraph, members: list[list[str]], group_of: dict[str, int], t
         names.append(name)
         out.add(name, Block(first.kind, first.layer, first.tail, first.pooling,
                             [m for n in nodes for m in lg.block(n).members], first.label))
-    for u, v in lg.g.edges:  # in insertion order of edges: the first parent's transitions win
+    for u, v in lg.edges():  # in insertion order of edges: the first parent's transitions win
         gu, gv = names[group_of[u]], names[group_of[v]]
         if gu != gv:
             out.connect(gu, gv, lg.edge(u, v))

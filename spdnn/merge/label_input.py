@@ -29,7 +29,7 @@ def label_from_input(lg: LayerGraph) -> LayerGraph:
             block.label = None
             continue
         else:
-            distance[n] = 1 + max(distance[p] for p in lg.g.predecessors(n))
+            distance[n] = 1 + max(distance[p] for p in lg.predecessors(n, ordered=False))
         block.label = (block.structure, distance[n])
     return lg
 

@@ -21,7 +21,7 @@ def label_from_output(lg: LayerGraph) -> LayerGraph:
     queue = deque([OUTPUT])
     while queue:  # breadth-first on reversed edges gives smallest distances
         n = queue.popleft()
-        for p in lg.g.predecessors(n):
+        for p in lg.predecessors(n, ordered=False):
             if p not in distance:
                 distance[p] = distance[n] + 1
                 queue.append(p)

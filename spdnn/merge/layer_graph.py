@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import itertools
 import json
+import heapq
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
-
-import networkx as nx
+from typing import TYPE_CHECKING, Any
 
 from spdnn.errors import SpdnnError
 from spdnn.ir.graph import Graph
 from spdnn.ops import OpAttrs
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 __all__ = ["Op", "Member", "Block", "LayerGraph", "LAYER_OPS", "POOL_OPS", "UNPOOL_OPS",
            "from_networks", "MergeError"]
@@ -30,6 +33,7 @@ LAYER_OPS = {"conv2d": "C", "conv_transpose2d": "T", "linear": "F"}
 POOL_OPS = {"max_pool2d", "avg_pool2d"}
 UNPOOL_OPS = {"repeat_unpool", "upsample", "max_unpool2d"}
 _RESHAPE_OPS = {"flatten", "reshape"}
+_TRANSITION_OPS = POOL_OPS | UNPOOL_OPS | _RESHAPE_OPS
 INPUT, OUTPUT = "input", "output"
 
 
@@ -142,63 +146,110 @@ class Edge:
 class LayerGraph:
     """Directed acyclic graph of blocks; no parallel edges (a merged edge keeps the first
     parent's transitions). Node ids are unique strings; iteration is in topological order with
-    insertion-order ties."""
+    insertion-order ties. Stored in plain dicts (``g`` builds a networkx copy for analyses)."""
 
     def __init__(self, name: str = "spdnn"):
         self.name = name
-        self.g = nx.DiGraph()
+        self._blocks: dict[str, Block] = {}  # in insertion order
+        self._index: dict[str, int] = {}
+        self._succ: dict[str, dict[str, Edge]] = {}  # in edge insertion order
+        self._pred: dict[str, dict[str, Edge]] = {}
         self._counter = itertools.count()
         #: sample shape of the shared input, and the parents' output sample shape
         self.input_shape: tuple[int, ...] = ()
         self.output_shape: tuple[int, ...] = ()
         self.parents: list[str] = []
         self._order: list[str] | None = None
+        self._nx: nx.DiGraph | None = None
 
     def add(self, node_id: str, block: Block) -> None:
-        self.g.add_node(node_id, block=block, index=next(self._counter))
-        self._order = None
+        if node_id not in self._blocks:
+            self._succ[node_id], self._pred[node_id] = {}, {}
+        self._blocks[node_id] = block
+        self._index[node_id] = next(self._counter)
+        self._order = self._nx = None
 
     def connect(self, u: str, v: str, edge: Edge | None = None) -> None:
-        if not self.g.has_edge(u, v):
-            self.g.add_edge(u, v, edge=edge or Edge())
-            self._order = None
+        """Add the edge ``u -> v`` unless it exists (then the first edge's transitions stay)."""
+        if v not in self._succ[u]:
+            self._succ[u][v] = self._pred[v][u] = edge or Edge()
+            self._order = self._nx = None
 
     def block(self, node_id: str) -> Block:
-        return self.g.nodes[node_id]["block"]
+        return self._blocks[node_id]
 
     def edge(self, u: str, v: str) -> Edge:
-        return self.g.edges[u, v]["edge"]
+        return self._succ[u][v]
+
+    def edges(self) -> Iterator[tuple[str, str]]:
+        """Every edge (u, v): sources in insertion order, each source's edges in insertion order."""
+        return ((u, v) for u, succ in self._succ.items() for v in succ)
+
+    def __contains__(self, node_id: object) -> bool:
+        return node_id in self._blocks
+
+    def index(self, node_id: str) -> int:
+        """Insertion index of a node (the tie-break of the topological order)."""
+        return self._index[node_id]
 
     def order(self) -> list[str]:
         """Topological order, ties broken by insertion (cached until the structure changes)."""
         if self._order is None:
-            index = self.g.nodes
-            self._order = list(nx.lexicographical_topological_sort(self.g, key=lambda n: index[n]["index"]))
+            index = self._index
+            waiting = {n: len(p) for n, p in self._pred.items()}
+            ready = [(index[n], n) for n, k in waiting.items() if k == 0]
+            heapq.heapify(ready)
+            order = []
+            while ready:
+                _, n = heapq.heappop(ready)
+                order.append(n)
+                for v in self._succ[n]:
+                    waiting[v] -= 1
+                    if waiting[v] == 0:
+                        heapq.heappush(ready, (index[v], v))
+            if len(order) < len(self._blocks):
+                raise MergeError(f"layer graph {self.name!r} has a cycle")  # contraction prevents this
+            self._order = order
         return list(self._order)
 
-    def predecessors(self, node_id: str) -> list[str]:
-        index = self.g.nodes
-        return sorted(self.g.predecessors(node_id), key=lambda n: index[n]["index"])
+    def predecessors(self, node_id: str, ordered: bool = True) -> list[str]:
+        """Producers of ``node_id``, by insertion index (``ordered=False``: any order, faster)."""
+        preds = self._pred[node_id]
+        return sorted(preds, key=self._index.__getitem__) if ordered else list(preds)
 
     def successors(self, node_id: str) -> list[str]:
-        index = self.g.nodes
-        return sorted(self.g.successors(node_id), key=lambda n: index[n]["index"])
+        return sorted(self._succ[node_id], key=self._index.__getitem__)
 
     def layers(self) -> list[str]:
         """Layer node ids (input and output excluded) in topological order."""
         return [n for n in self.order() if n not in (INPUT, OUTPUT)]
 
     def __len__(self) -> int:
-        return self.g.number_of_nodes()
+        return len(self._blocks)
+
+    @property
+    def g(self) -> nx.DiGraph:
+        """A networkx copy (cached until the structure changes): node attributes ``block`` and
+        ``index``, edge attribute ``edge``. For analyses and pictures; do not modify it."""
+        if self._nx is None:
+            import networkx as nx
+
+            g = nx.DiGraph()
+            for n, block in self._blocks.items():
+                g.add_node(n, block=block, index=self._index[n])
+            for u, v in self.edges():
+                g.add_edge(u, v, edge=self._succ[u][v])
+            self._nx = g
+        return self._nx
 
     def copy(self) -> LayerGraph:
         other = LayerGraph(self.name)
         other.input_shape, other.output_shape, other.parents = self.input_shape, self.output_shape, list(self.parents)
-        for n in sorted(self.g, key=lambda n: self.g.nodes[n]["index"]):
-            b = self.block(n)
+        for n in sorted(self._blocks, key=self._index.__getitem__):
+            b = self._blocks[n]
             other.add(n, Block(b.kind, b.layer, b.tail, b.pooling, list(b.members), b.label))
-        for u, v in self.g.edges:
-            other.connect(u, v, self.edge(u, v))
+        for u, v in self.edges():
+            other.connect(u, v, self._succ[u][v])
         return other
 
     def structure(self) -> dict[str, Any]:
@@ -206,7 +257,7 @@ class LayerGraph:
         return {
             "nodes": {n: {"label": format_label(self.block(n).label),
                           "members": [str(m) for m in self.block(n).members]} for n in self.order()},
-            "edges": sorted((u, v) for u, v in self.g.edges),
+            "edges": sorted(self.edges()),
         }
 
 
@@ -298,7 +349,7 @@ def _add_parent(lg: LayerGraph, parent: Graph) -> tuple[str, Edge]:
         if node.op in ("input", "output"):
             continue
         preds = parent.inputs_of(node.name)
-        if len(preds) != 1 or any(v.port for v in preds):
+        if len(preds) != 1 or preds[0].port:
             raise MergeError(f"parent {parent.name!r}: layer {node.name!r} ({node.op}) joins or splits "
                              "paths; SPDNN merging takes parents whose layers form chains or trees")
         src, trans = owner[preds[0].node]
@@ -311,7 +362,7 @@ def _add_parent(lg: LayerGraph, parent: Graph) -> tuple[str, Edge]:
             lg.connect(src, block_id, Edge(trans))
             pooling[block_id] = pool
             owner[node.name] = (block_id, ())
-        elif src != INPUT and not trans and node.op not in POOL_OPS | UNPOOL_OPS | _RESHAPE_OPS:
+        elif src != INPUT and not trans and node.op not in _TRANSITION_OPS:
             b = lg.block(src)
             b.tail = (*b.tail, op)
             owner[node.name] = (src, ())

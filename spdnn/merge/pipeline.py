@@ -3,6 +3,9 @@ label from output -> contract -> widths -> network, with a report of every step.
 
 from __future__ import annotations
 
+import contextlib
+import gc
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -118,6 +121,29 @@ def merge_networks(parents: list[Graph], name: str = "merged", options: MergeOpt
         MergeError: parents that cannot be merged, or a budget that cannot be met.
     """
     options = options or MergeOptions()
+    with _collector_paused():
+        return _merge(parents, name, options)
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while merging.
+
+    A merge allocates several container objects per layer node and keeps nearly all of them, so
+    the collector's passes find no garbage but each full pass walks every object alive, the
+    parents' graphs included: at 100k layer nodes that was about a third of the merge time.
+    Reference counting still frees everything as usual; the previous state is restored after.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _merge(parents: list[Graph], name: str, options: MergeOptions) -> MergeResult:
     stages: dict[str, LayerGraph] = {}
     lg = label_from_input(from_networks(parents, name))
     stages["parents"] = lg  # contract() leaves its input unchanged: no copy needed

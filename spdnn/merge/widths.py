@@ -44,7 +44,7 @@ def _fixed(lg: LayerGraph) -> set[str]:
     the parents' output or what the output head expects) and those followed by a reshape (the
     reshape's target shape depends on it)."""
     fixed = set(lg.predecessors(OUTPUT))
-    for u, v in lg.g.edges:
+    for u, v in lg.edges():
         if any(op.op == "reshape" for op in lg.edge(u, v).transitions):
             fixed.add(u)
     return fixed
