@@ -291,3 +291,13 @@ def test_clashing_model_names_fall_back_to_file_stems(tmp_path):
     assert any("renamed 'right'" in note for note in report["notes"])
     merge = json.loads((tmp_path / "o" / "merge_report.json").read_text())
     assert sorted(merge["parents"]) == ["left", "right"]
+
+
+def test_error_messages_suggest_only_methods_that_exist():
+    import inspect
+
+    from spdnn.ir import graph as graph_module
+
+    for method in re.findall(r"use (\w+)\(\)|with (\w+)\(\)", inspect.getsource(graph_module)):
+        name = next(m for m in method if m)
+        assert hasattr(spdnn.Graph, name), name

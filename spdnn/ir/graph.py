@@ -173,7 +173,7 @@ class Graph:
     def replace_node(self, name: str, node: Node) -> None:
         """Swap the payload of ``name`` (same name) keeping edges and meta."""
         if node.name != name:
-            raise VerifyError("replace_node keeps the name; use rename() to rename")
+            raise VerifyError(f"replace_node keeps the name {name!r}; to rename, add the new node and move the uses with replace_all_uses_with()")
         self._rec(name).node = node
 
     def replace_all_uses_with(self, old: ValueLike, new: ValueLike) -> int:
