@@ -10,8 +10,8 @@ folder's ``*.yaml`` glob, as in ``spdnn compile specs/iris/*.yaml``, still names
         outputs: {<output>: [shape without batch]}
         layers:                      # optional per-layer checks, any of shape / params / flops
           conv1: {shape: [5, 24, 24], params: 130, flops: 144000}
-        variants:                    # optional: the same spec with other values of its vars
-          - {vars: {lasagne_bn: 0}, params: 6661249}
+        variants:                    # optional: documented variants in a subfolder
+          - {file: table_order/generator.yaml, name: ..., params: 6661249}
 """
 
 from __future__ import annotations
@@ -70,32 +70,36 @@ def test_summary_matches_the_hand_derived_values(path, want):
         assert {k: got[k] for k in values} == values, name
 
 
-VARIANTS = [(path, v) for path, want in cases() for v in want.get("variants", [])]
+VARIANTS = [(path.parent / v["file"], v) for path, want in cases() for v in want.get("variants", [])]
 
 
-@pytest.mark.parametrize("path,variant", VARIANTS, ids=[f"{p.stem}-{v['vars']}" for p, v in VARIANTS])
-def test_variants_selected_by_vars_match_their_hand_derived_counts(path, variant):
-    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    unknown = set(variant["vars"]) - set(doc.get("vars", {}))
-    assert not unknown, f"{path.name} has no vars {unknown}"
-    doc["vars"].update(variant["vars"])
-    graph = spdnn.load_spec_text(yaml.safe_dump(doc, sort_keys=False), file=str(path))
+@pytest.mark.parametrize("path,variant", VARIANTS, ids=[v["file"] for _, v in VARIANTS])
+def test_documented_variants_match_their_hand_derived_counts(path, variant):
+    graph = spdnn.load_spec(path)
+    assert graph.name == variant["name"]
     assert spdnn.count_params(graph) == variant["params"]
 
 
+def ops(path: Path) -> list[str]:
+    return [n.op for n in spdnn.load_spec(path) if n.op not in ("input", "output")]
+
+
 def test_vacgan_bn_convention_orders_layers_as_documented():
-    """lasagne_bn: 1 is the authors' code (BN before the activation, BN after D's Dense 1024);
-    lasagne_bn: 0 is the table's row order (activation, then BN; no BN after Dense 1024)."""
-    path = ROOT / "specs" / "vacgan_mnist" / "discriminator.yaml"
-    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-
-    def ops(value: int) -> list[str]:
-        doc["vars"]["lasagne_bn"] = value
-        graph = spdnn.load_spec_text(yaml.safe_dump(doc, sort_keys=False))
-        return [n.op for n in graph if n.op not in ("input", "output")]
-
-    assert ops(1) == ["conv2d", "batch_norm", "leaky_relu", "conv2d", "batch_norm", "leaky_relu", "flatten",
-                      "linear", "batch_norm", "leaky_relu", "linear", "sigmoid"]
-    assert ops(0) == ["conv2d", "leaky_relu", "batch_norm", "conv2d", "leaky_relu", "batch_norm", "flatten",
-                      "linear", "identity", "leaky_relu", "linear", "sigmoid"]
-    assert spdnn.load_spec(path).node("batch_norm1").attrs.eps == 1e-4   # Lasagne's BatchNormLayer default
+    """The shipped specs follow the authors' code (BN before the activation, BN after D's Dense 1024);
+    table_order/ follows the tables' rows (activation, then BN; no BN after Dense 1024)."""
+    folder = ROOT / "specs" / "vacgan_mnist"
+    assert ops(folder / "discriminator.yaml") == [
+        "conv2d", "batch_norm", "leaky_relu", "conv2d", "batch_norm", "leaky_relu", "flatten",
+        "linear", "batch_norm", "leaky_relu", "linear", "sigmoid"]
+    assert ops(folder / "table_order" / "discriminator.yaml") == [
+        "conv2d", "leaky_relu", "batch_norm", "conv2d", "leaky_relu", "batch_norm", "flatten",
+        "linear", "leaky_relu", "linear", "sigmoid"]
+    assert ops(folder / "generator.yaml") == [
+        "linear", "batch_norm", "relu", "linear", "batch_norm", "relu", "reshape",
+        "conv_transpose2d", "batch_norm", "relu", "conv_transpose2d", "sigmoid"]
+    assert ops(folder / "table_order" / "generator.yaml") == [
+        "linear", "relu", "batch_norm", "linear", "relu", "batch_norm", "reshape",
+        "conv_transpose2d", "relu", "batch_norm", "conv_transpose2d", "sigmoid"]
+    shipped = spdnn.load_spec(folder / "generator.yaml")
+    assert shipped.node("bn1").attrs.eps == 1e-4                      # Lasagne's BatchNormLayer default
+    assert shipped.node("hidden1").attrs.bias is False                # removed by Lasagne's batch_norm()

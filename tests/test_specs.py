@@ -134,7 +134,7 @@ def test_batch_norm_uses_batch_statistics_in_train_mode_only():
     train_out = module(x)
     module.eval()
     assert not torch.allclose(train_out, module(x))
-    assert module.batch_norm1.num_batches_tracked.item() == 1
+    assert module.bn1.num_batches_tracked.item() == 1
 
 
 def test_wrong_input_shape_is_a_clear_error():
@@ -161,15 +161,15 @@ class Generator(nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.hidden1, self.batch_norm1 = nn.Linear(10, 1024, bias=False), nn.BatchNorm1d(1024, eps=1e-4)
-        self.hidden2, self.batch_norm2 = nn.Linear(1024, 6272, bias=False), nn.BatchNorm1d(6272, eps=1e-4)
+        self.hidden1, self.bn1 = nn.Linear(10, 1024, bias=False), nn.BatchNorm1d(1024, eps=1e-4)
+        self.hidden2, self.bn2 = nn.Linear(1024, 6272, bias=False), nn.BatchNorm1d(6272, eps=1e-4)
         self.hidden3 = nn.ConvTranspose2d(128, 64, 5, 2, 2, output_padding=1, bias=False)
-        self.batch_norm3 = nn.BatchNorm2d(64, eps=1e-4)
+        self.bn3 = nn.BatchNorm2d(64, eps=1e-4)
         self.out = nn.ConvTranspose2d(64, 1, 5, 2, 2, output_padding=1)
 
     def forward(self, z):
-        x = torch.relu(self.batch_norm2(self.hidden2(torch.relu(self.batch_norm1(self.hidden1(z))))))
-        x = torch.relu(self.batch_norm3(self.hidden3(x.reshape(-1, 128, 7, 7))))
+        x = torch.relu(self.bn2(self.hidden2(torch.relu(self.bn1(self.hidden1(z))))))
+        x = torch.relu(self.bn3(self.hidden3(x.reshape(-1, 128, 7, 7))))
         return torch.sigmoid(self.out(x))
 
 
@@ -179,16 +179,16 @@ class Discriminator(nn.Module):
     def __init__(self):
         super().__init__()
         self.hidden1 = nn.Conv2d(1, 64, 5, 2, 2, bias=False)
-        self.batch_norm1 = nn.BatchNorm2d(64, eps=1e-4)
+        self.bn1 = nn.BatchNorm2d(64, eps=1e-4)
         self.hidden2 = nn.Conv2d(64, 128, 5, 2, 2, bias=False)
-        self.batch_norm2 = nn.BatchNorm2d(128, eps=1e-4)
-        self.hidden3, self.batch_norm3 = nn.Linear(6272, 1024, bias=False), nn.BatchNorm1d(1024, eps=1e-4)
+        self.bn2 = nn.BatchNorm2d(128, eps=1e-4)
+        self.hidden3, self.bn3 = nn.Linear(6272, 1024, bias=False), nn.BatchNorm1d(1024, eps=1e-4)
         self.out = nn.Linear(1024, 1)
 
     def forward(self, x):
         lrelu = nn.functional.leaky_relu
-        x = lrelu(self.batch_norm2(self.hidden2(lrelu(self.batch_norm1(self.hidden1(x)), 0.2))), 0.2)
-        return torch.sigmoid(self.out(lrelu(self.batch_norm3(self.hidden3(x.flatten(1))), 0.2)))
+        x = lrelu(self.bn2(self.hidden2(lrelu(self.bn1(self.hidden1(x)), 0.2))), 0.2)
+        return torch.sigmoid(self.out(lrelu(self.bn3(self.hidden3(x.flatten(1))), 0.2)))
 
 
 class Classifier(nn.Module):
