@@ -263,3 +263,15 @@ def test_a_model_over_the_onnx_size_limit_is_an_export_error():
     state = spdnn.build_torch(graph, seed=0).state_dict()
     with overridden(onnx_bytes=1000), pytest.raises(spdnn.ExportError, match=r"limit 1,000 \(onnx_bytes\)"):
         export_onnx(graph, state)
+
+
+@pytest.mark.parametrize("broken", [
+    lambda e: e.op("Gemm", [e.inputs[0], e.weight("weight")], e.outputs, suffix=""),  # weight not transposed
+    lambda e: e.op("Gemm", [e.inputs[0], e.weight("weight")], e.outputs, suffix="", transB=1, bogus=1),
+])
+def test_an_invalid_model_is_caught_by_the_checker_or_strict_shape_inference(monkeypatch, broken):
+    graph = spdnn.load_spec(ROOT / "specs" / "vacgan_mnist" / "classifier.yaml")
+    state = spdnn.build_torch(graph, seed=0).state_dict()
+    monkeypatch.setitem(EMITTERS, "linear", broken)
+    with pytest.raises(RuntimeError, match="spdnn produced an invalid ONNX model"):
+        export_onnx_bytes(graph, state)
