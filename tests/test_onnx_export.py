@@ -187,7 +187,9 @@ def test_bytes_parse_to_the_model_with_initializers_added_by_onnx():
     """The one-copy wire encoding (wire.py) means the same model as onnx's own serialisation."""
     graph = spdnn.load_spec(ROOT / "specs" / "depth" / "net3.yaml")  # weights, scales, int64 shapes
     state = spdnn.build_torch(graph, seed=0).state_dict()
-    reference, initializers = _model_without_initializers(graph, to_numpy_weights(state), 17, None)
+    weights = to_numpy_weights(state)
+    reference, initializers = _model_without_initializers(graph, weights, 17, None)
+    reference.metadata_props.add(key="weights_sha256", value=weights_sha256(weights))
     reference.graph.initializer.extend(onnx.numpy_helper.from_array(a, name) for name, a in initializers)
     assert len(initializers) > 10
     assert onnx.ModelProto.FromString(export_onnx_bytes(graph, state)) == reference

@@ -99,6 +99,7 @@ def export_onnx_bytes(graph: Graph, weights: dict[str, Any], opset: int = DEFAUL
     if size > limit:
         raise ExportError(limit_message(f"{graph.name!r}: the ONNX model's weights take {human_bytes(size)}, over "
                                         f"the {human_bytes(limit)} a single ONNX file holds", "onnx_bytes"))
+    model.metadata_props.add(key="weights_sha256", value=weights_sha256(weights))
     data = serialize_with_initializers(model, initializers)
     _full_check(data, model, initializers, graph.name)
     return data
@@ -138,7 +139,8 @@ def export_onnx(graph: Graph, weights: dict[str, Any], opset: int = DEFAULT_OPSE
 
 def _model_without_initializers(graph: Graph, weights: dict[str, np.ndarray], opset: int,
                                 source: str | None) -> tuple[onnx.ModelProto, list[tuple[str, np.ndarray]]]:
-    """The model with every node, input, output and metadata, and its initializers apart."""
+    """The model with every node, input, output and metadata (but the weights' hash), and its
+    initializers apart."""
     newest = max_opset()
     if not MIN_OPSET <= opset <= newest:
         raise ExportError(f"opset {opset} is not supported; choose {MIN_OPSET} to {newest} (the newest both "
@@ -179,6 +181,5 @@ def _model_without_initializers(graph: Graph, weights: dict[str, np.ndarray], op
     if graph.meta.get("description"):
         model.doc_string = str(graph.meta["description"])
     source = source or graph.meta.get("file") or graph.name
-    helper.set_model_props(model, {"spdnn_version": __version__, "source_spec": str(source),
-                                   "weights_sha256": weights_sha256(weights), **model_props(graph)})
+    helper.set_model_props(model, {"spdnn_version": __version__, "source_spec": str(source), **model_props(graph)})
     return model, inits
