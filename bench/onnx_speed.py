@@ -11,6 +11,7 @@ faster), printed as min/median/max over the rounds.
 
     python bench/onnx_speed.py            # every network, up to 10 rounds each
     python bench/onnx_speed.py --quick    # two small networks, 3 rounds (smoke test)
+    python bench/onnx_speed.py --only depth/net5,vacgan_mnist/generator --rounds 20
 """
 
 from __future__ import annotations
@@ -53,13 +54,14 @@ def measure(graph: spdnn.Graph, rounds: int, budget_s: float) -> tuple[int, floa
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="two small networks, 3 rounds")
+    ap.add_argument("--only", default="", help="comma-separated networks to run, e.g. depth/net3,depth/net4")
     ap.add_argument("--rounds", type=int, default=10, help="interleaved rounds per network (default 10)")
     ap.add_argument("--budget", type=float, default=20.0, help="seconds per network, cuts rounds (default 20)")
     args = ap.parse_args()
     rounds = 3 if args.quick else args.rounds
     print(HEADER)
     medians = []
-    for name, graph in networks(args.quick):
+    for name, graph in networks(args.quick, args.only):
         params = sum(n.numel() for n in spdnn.build_torch(graph, seed=0).state_dict().values())
         n, ours, theirs, ratios = measure(graph, rounds, args.budget)
         medians.append(statistics.median(ratios))

@@ -11,6 +11,7 @@ a mismatch ends the run with exit status 1.
 
     python bench/ort_vs_torch_export.py            # every network, batch 1 and 32
     python bench/ort_vs_torch_export.py --quick    # two small networks, 3 rounds (smoke test)
+    python bench/ort_vs_torch_export.py --only depth/net3,depth/net4 --rounds 60
     python bench/ort_vs_torch_export.py --eager    # also onnxruntime (spdnn's file) vs torch eager
 """
 
@@ -83,7 +84,8 @@ def measure(name: str, graph: spdnn.Graph, module: torch.nn.Module, files: tuple
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="two small networks, 3 rounds")
-    ap.add_argument("--rounds", type=int, default=10, help="interleaved rounds (default 10)")
+    ap.add_argument("--only", default="", help="comma-separated networks to run, e.g. depth/net3,depth/net4")
+    ap.add_argument("--rounds", type=int, default=30, help="interleaved rounds (default 30)")
     ap.add_argument("--budget", type=float, default=10.0,
                     help="seconds per network and batch size, cuts rounds (default 10)")
     ap.add_argument("--threads", type=int, default=1, help="intra-op threads of every side (default 1)")
@@ -94,7 +96,7 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     print(HEADER + (EAGER_HEADER if args.eager else ""))
     medians = []
-    for name, graph in networks(args.quick):
+    for name, graph in networks(args.quick, args.only):
         module = spdnn.build_torch(graph, seed=0).eval()
         files = (export_onnx_bytes(graph, module.state_dict()),
                  torch_onnx_export(module, graph, sample_inputs(graph, 1)))

@@ -25,15 +25,27 @@ from spdnn.merge import merge_networks
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = ["dynamic_filters/mnist_baseline", "vacgan_mnist/classifier"]
+MERGED = "merged iris_fcdnn"
 
 
-def networks(quick: bool) -> list[tuple[str, spdnn.Graph]]:
-    """(name, graph) of every shipped spec and the merged iris network (rule 1)."""
+def networks(quick: bool, only: str = "") -> list[tuple[str, spdnn.Graph]]:
+    """(name, graph) of every shipped spec and the merged iris network (rule 1); ``only``: a
+    comma-separated list of names to keep (``depth/net3,merged iris_fcdnn``)."""
     if quick:
         return [(name, spdnn.load_spec(ROOT / "specs" / f"{name}.yaml")) for name in QUICK]
-    out = [(f"{p.parent.name}/{p.stem}", spdnn.load_spec(p)) for p in sorted(ROOT.glob("specs/*/*.yaml"))]
-    parents = [spdnn.load_spec(p) for p in sorted(ROOT.glob("specs/iris/p*.yaml"))]
-    out.append(("merged iris_fcdnn", merge_networks(parents, "iris_fcdnn").graph))
+    paths = {f"{p.parent.name}/{p.stem}": p for p in sorted(ROOT.glob("specs/*/*.yaml"))}
+    names = [*paths, MERGED]
+    wanted = [n.strip() for n in only.split(",") if n.strip()] or names
+    unknown = sorted(set(wanted) - set(names))
+    if unknown:
+        raise SystemExit(f"unknown network(s) {', '.join(unknown)}; choose from {', '.join(names)}")
+    out = []
+    for name in (n for n in names if n in wanted):
+        if name == MERGED:
+            parents = [spdnn.load_spec(p) for p in sorted(ROOT.glob("specs/iris/p*.yaml"))]
+            out.append((name, merge_networks(parents, "iris_fcdnn").graph))
+        else:
+            out.append((name, spdnn.load_spec(paths[name])))
     return out
 
 
