@@ -1,94 +1,74 @@
-"""ONNX export and inference speed, measured against references in the same run.
+"""ONNX export time: spdnn's exporter against ``torch.onnx.export``, on every shipped spec and the
+merged iris network.
 
-1. Export time: spdnn's exporter (written from the IR) against ``torch.onnx.export`` (the
-   TorchScript exporter; the dynamo exporter needs onnxscript, which spdnn does not depend on).
-2. Inference time: onnxruntime (CPU provider, all graph optimisations) against torch eager, at
-   batch 1 and 32.
+spdnn side: ``export_onnx_bytes(graph, module.state_dict())``, the serialised model including the
+weights' SHA-256 and ``onnx.checker.check_model(full_check=True)``. torch side:
+``torch.onnx.export(module, x, BytesIO, dynamo=False)`` (the TorchScript exporter; the dynamo
+exporter needs onnxscript, which spdnn does not depend on), batch dimension dynamic; it runs no
+checker. Both sides export the same module with the same weights, interleaved in one process
+(A B, B A, ...; see pairs.py); the ratio is torch time / spdnn time per round (> 1: spdnn is
+faster), printed as min/median/max over the rounds.
 
-Each time is the median of several runs after a warm-up; ratios > 1 mean spdnn / onnxruntime is
-faster.
-
-    python bench/onnx_speed.py            # all networks
-    python bench/onnx_speed.py --quick    # two small networks, fewer repeats (smoke test)
+    python bench/onnx_speed.py            # every network, up to 10 rounds each
+    python bench/onnx_speed.py --quick    # two small networks, 3 rounds (smoke test)
+    python bench/onnx_speed.py --only depth/net5,vacgan_mnist/generator --rounds 20
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import statistics
-import time
-import warnings
+import sys
 from pathlib import Path
 
-import numpy as np
-import torch
-from spdnn.backends.onnx_exporter import export_onnx, make_session
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import spdnn
+import torch  # noqa: E402
+from pairs import block_size, interleaved, networks, rounds_within, sample_inputs, spread, torch_onnx_export  # noqa: E402
+from spdnn.backends.onnx_exporter import export_onnx_bytes  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-NETWORKS = ["dynamic_filters/mnist_baseline", "vacgan_mnist/classifier", "vacgan_mnist/generator",
-            "vacgan_mnist/discriminator", "iris/p4", "depth/net6"]
-QUICK = NETWORKS[:2]
+import spdnn  # noqa: E402
 
-
-def median_time(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+HEADER = (f"{'network':28} {'params':>9} {'rounds':>6} {'spdnn ms':>9} {'torch ms':>9} | "
+          f"{'torch/spdnn ratio: min':>22} {'median':>6} {'max':>6}")
 
 
-def export_times(graph, module, x, repeats: int) -> tuple[float, float]:
-    state = module.state_dict()
-    ours = median_time(lambda: export_onnx(graph, state).SerializeToString(), repeats)
+def measure(graph: spdnn.Graph, rounds: int, budget_s: float) -> tuple[int, float, float, list[float]]:
+    module = spdnn.build_torch(graph, seed=0).eval()
+    xs = sample_inputs(graph, 1)
 
-    def torch_export():
-        buf = io.BytesIO()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(module, (x,), buf, dynamo=False, input_names=["x"], output_names=["y"],
-                              dynamic_axes={"x": {0: "N"}, "y": {0: "N"}})
+    def ours():
+        return export_onnx_bytes(graph, module.state_dict())
 
-    return ours, median_time(torch_export, max(1, repeats // 2))
+    def theirs():
+        return torch_onnx_export(module, graph, xs)
 
-
-def inference_times(graph, module, batch: int, repeats: int) -> tuple[float, float]:
-    shape = graph.input_nodes()[0].attrs.shape
-    x = torch.randn(batch, *shape)
-    session = make_session(export_onnx(graph, module.state_dict()).SerializeToString(), ["CPUExecutionProvider"])
-    feed = {session.get_inputs()[0].name: x.numpy()}
-    ort_time = median_time(lambda: session.run(None, feed), repeats)
-    with torch.no_grad():
-        torch_time = median_time(lambda: module(x), repeats)
-    return ort_time, torch_time
+    calls = block_size([ours, theirs], 0.02)
+    probe = interleaved([ours, theirs], 1, calls)
+    rounds = rounds_within(calls * (probe[0][0] + probe[1][0]), rounds, budget_s)
+    spdnn_t, torch_t = interleaved([ours, theirs], rounds, calls)
+    ratios = [t / s for s, t in zip(spdnn_t, torch_t, strict=True)]
+    return rounds, statistics.median(spdnn_t), statistics.median(torch_t), ratios
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="two small networks, 3 rounds")
+    ap.add_argument("--only", default="", help="comma-separated networks to run, e.g. depth/net3,depth/net4")
+    ap.add_argument("--rounds", type=int, default=10, help="interleaved rounds per network (default 10)")
+    ap.add_argument("--budget", type=float, default=20.0, help="seconds per network, cuts rounds (default 20)")
     args = ap.parse_args()
-    names, repeats = (QUICK, 3) if args.quick else (NETWORKS, 10)
-    print(f"{'network':32} {'export spdnn':>12} {'torch.onnx':>11} {'ratio':>6} | "
-          f"{'b1 ort':>8} {'b1 torch':>9} {'ratio':>6} | {'b32 ort':>8} {'b32 torch':>9} {'ratio':>6}")
-    for name in names:
-        graph = spdnn.load_spec(ROOT / "specs" / f"{name}.yaml")
-        module = spdnn.build_torch(graph, seed=0).eval()
-        x = torch.randn(1, *graph.input_nodes()[0].attrs.shape)
-        ours, theirs = export_times(graph, module, x, repeats)
-        row = f"{name:32} {ours * 1e3:10.1f}ms {theirs * 1e3:9.1f}ms {theirs / ours:6.1f} |"
-        for batch in (1, 32):
-            ort_t, torch_t = inference_times(graph, module, batch, repeats)
-            row += f" {ort_t * 1e3:6.2f}ms {torch_t * 1e3:7.2f}ms {torch_t / ort_t:6.2f} |"
-        print(row.rstrip(" |"))
-    print("ratios: reference time / spdnn-or-onnxruntime time (> 1: faster than the reference)")
+    rounds = 3 if args.quick else args.rounds
+    print(HEADER)
+    medians = []
+    for name, graph in networks(args.quick, args.only):
+        params = sum(n.numel() for n in spdnn.build_torch(graph, seed=0).state_dict().values())
+        n, ours, theirs, ratios = measure(graph, rounds, args.budget)
+        medians.append(statistics.median(ratios))
+        print(f"{name:28} {params:9,} {n:6} {ours * 1e3:9.2f} {theirs * 1e3:9.2f} | {'':16}{spread(ratios)}",
+              flush=True)
+    print(f"lowest median torch/spdnn ratio: {min(medians):.2f} (> 1: spdnn exports faster)")
 
 
 if __name__ == "__main__":
-    np.random.seed(0)
-    torch.manual_seed(0)
     main()

@@ -111,17 +111,17 @@ def compile_graph(graph: Graph, seed: int = 0, opset: int | None = None,
                   picture: str = "compact") -> CompiledModel:
     """Artefacts of one model: state dict, ONNX model (same weights), resolved spec, DOT and
     Mermaid pictures (``picture``: "compact" or "full", see :mod:`spdnn.render`)."""
-    from spdnn.backends.onnx_exporter import DEFAULT_OPSET, export_onnx
+    from spdnn.backends.onnx_exporter import DEFAULT_OPSET, export_onnx_bytes
     from spdnn.backends.torch_exporter import build_torch_module, load_weights, state_dict_bytes
     from spdnn.backends.yaml_exporter import dump_spec
 
     module = build_torch_module(graph, seed=seed)
     if graph.meta.get("weights"):  # an imported model keeps its trained weights
         load_weights(module, graph.meta["weights"])
-    onnx_model = export_onnx(graph, module.state_dict(), opset or DEFAULT_OPSET)
+    onnx_bytes = export_onnx_bytes(graph, module.state_dict(), opset or DEFAULT_OPSET)  # serialised once
     return CompiledModel(graph, summarize(graph), {
         f"{graph.name}.pt": state_dict_bytes(module),
-        f"{graph.name}.onnx": onnx_model.SerializeToString(),
+        f"{graph.name}.onnx": onnx_bytes,
         f"{graph.name}.yaml": dump_spec(graph).encode(),
         f"{graph.name}.dot": to_dot(graph, picture).encode(),
         f"{graph.name}.mmd": to_mermaid(graph, picture).encode(),

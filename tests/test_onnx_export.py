@@ -3,6 +3,7 @@ models pass the full checker and strict shape inference; metadata, opsets, CLI."
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -16,15 +17,18 @@ from spdnn.backends.onnx_exporter import (
     UNSUPPORTED,
     choose_providers,
     export_onnx,
+    export_onnx_bytes,
     make_session,
     max_opset,
     run_onnx,
     weights_sha256,
 )
+from spdnn.backends.onnx_exporter.exporter import _model_without_initializers, to_numpy_weights
 from spdnn.backends.torch_exporter import BOUNDARY_OPS
 from test_ops import CASES, single_op_graph
 
 import spdnn
+from spdnn.limits import overridden
 from spdnn.merge import merge_networks
 
 
@@ -44,12 +48,13 @@ def randomise(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
 
 def assert_parity(graph: spdnn.Graph, batch: int, module=None, opset: int = 17):
     module = module or randomise(spdnn.build_torch(graph, seed=0))
-    model = export_onnx(graph, module.state_dict(), opset)
+    data = export_onnx_bytes(graph, module.state_dict(), opset)  # onnxruntime reads these very bytes
+    model = onnx.load_from_string(data)
     xs = [torch.randn(batch, *graph.out_types(n.name)[0].sample_shape) for n in graph.input_nodes()]
     with torch.no_grad():
         ref = module(*xs)
     refs = ref if isinstance(ref, tuple) else (ref,)
-    outs, _ = run_onnx(model.SerializeToString(), [x.numpy() for x in xs], ["CPUExecutionProvider"])
+    outs, _ = run_onnx(data, [x.numpy() for x in xs], ["CPUExecutionProvider"])
     for r, got in zip(refs, outs.values(), strict=True):
         r = r.numpy()
         assert got.shape == r.shape
@@ -178,8 +183,97 @@ def test_run_bad_model_exits_2(tmp_path, setup, message):
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_onnx_speed_benchmark_script_runs():
-    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "onnx_speed.py"), "--quick"],
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr
-    assert "dynamic_filters/mnist_baseline" in proc.stdout and "ratios:" in proc.stdout
+def test_bytes_parse_to_the_model_with_initializers_added_by_onnx():
+    """The one-copy wire encoding (wire.py) means the same model as onnx's own serialisation."""
+    graph = spdnn.load_spec(ROOT / "specs" / "depth" / "net3.yaml")  # weights, scales, int64 shapes
+    state = spdnn.build_torch(graph, seed=0).state_dict()
+    weights = to_numpy_weights(state)
+    reference, initializers = _model_without_initializers(graph, weights, 17, None)
+    reference.metadata_props.add(key="weights_sha256", value=weights_sha256(weights))
+    reference.graph.initializer.extend(onnx.numpy_helper.from_array(a, name) for name, a in initializers)
+    assert len(initializers) > 10
+    assert onnx.ModelProto.FromString(export_onnx_bytes(graph, state)) == reference
+
+
+@pytest.mark.parametrize("attrs", [
+    {"mode": "bilinear", "scale_factor": [2, 3]},
+    {"mode": "bilinear", "scale_factor": 2, "align_corners": True},
+    {"mode": "nearest", "size": [8, 12]},
+])
+def test_integer_upsampling_is_a_resize_with_constant_scales(attrs):
+    g = spdnn.Graph("up")
+    g.add_node("x", "input", {"shape": [3, 4, 4]})
+    g.add_node("up", "upsample", attrs, ["x"])
+    g.add_node("y", "output", {}, ["up"])
+    model = assert_parity(g, 3)
+    assert [n.op_type for n in model.graph.node] == ["Resize", "Identity"]
+    scales = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}[model.graph.node[0].input[2]]
+    out = [int(d) for d in g.out_types("up")[0].shape[2:]]
+    assert scales.tolist() == [1, 1, out[0] / 4, out[1] / 4]
+
+
+def test_unpooling_in_the_depth_nets_runs_nothing_at_run_time():
+    for net in ("net3", "net4"):
+        graph = spdnn.load_spec(ROOT / "specs" / "depth" / f"{net}.yaml")
+        ops = [n.op_type for n in export_onnx(graph, spdnn.build_torch(graph, seed=0).state_dict()).graph.node]
+        assert "Resize" in ops and not {"Shape", "Slice", "Concat"} & set(ops)
+
+
+def test_non_integer_resize_still_matches_torch():
+    g = spdnn.Graph("up")
+    g.add_node("x", "input", {"shape": [2, 3, 4]})
+    g.add_node("up", "upsample", {"mode": "bilinear", "size": [7, 9]}, ["x"])
+    g.add_node("y", "output", {}, ["up"])
+    model = assert_parity(g, 2)
+    assert [n.op_type for n in model.graph.node] == ["Shape", "Slice", "Concat", "Resize", "Identity"]
+
+
+def test_node_doc_strings_carry_the_spec_citation_and_location():
+    path = ROOT / "specs" / "depth" / "net3.yaml"
+    graph = spdnn.load_spec(path)
+    model = export_onnx(graph, spdnn.build_torch(graph, seed=0).state_dict())
+    docs = {n.name: n.doc_string for n in model.graph.node}
+    assert docs["conv1"].splitlines() == [
+        "source: first layer of all eight networks is a 3x3 conv, L3370-3371", "spec: net3.yaml:18 (layers[0])"]
+    assert docs["unpool"].startswith("source: back to 80x264 (README decision 4)")
+    assert all(docs[n.name] for n in graph if n.op not in ("input", "output"))
+    assert model.graph.input[0].doc_string.startswith("source: ")
+    props = {p.key: p.value for p in model.metadata_props}
+    assert json.loads(props["source_citation"])["lines"] == graph.meta["source"]["lines"]
+    assert model.doc_string == graph.meta["description"]
+    assert "spdnn_merge_parents" not in props
+
+
+def test_merged_export_names_parent_layers_labels_and_parents():
+    parents = [spdnn.load_spec(ROOT / "specs" / "iris" / f"p{i}.yaml") for i in (1, 2, 3, 4)]
+    result = merge_networks(parents, "iris_fcdnn")
+    model = export_onnx(result.graph, spdnn.build_torch(result.graph, seed=0).state_dict())
+    docs = {n.name: n.doc_string for n in model.graph.node}
+    report = {n["node"]: n for n in result.report()["nodes"]}
+    conv4 = next(name for name, n in report.items() if "iris_p1.conv4" in n["from"])
+    assert docs[conv4].splitlines() == [f"SPDNN label: {report[conv4]['label']}",
+                                        f"merged from: {', '.join(report[conv4]['from'])}"]
+    assert "iris_p1.conv4" in docs[f"{conv4}_relu"]  # the block's tail ops carry it too
+    for name, n in report.items():  # every merged layer, as the merge report states it
+        assert docs[name] == f"SPDNN label: {n['label']}\nmerged from: {', '.join(n['from'])}"
+    props = {p.key: p.value for p in model.metadata_props}
+    assert props["spdnn_merge_parents"] == "iris_p1, iris_p2, iris_p3, iris_p4"
+
+
+def test_a_model_over_the_onnx_size_limit_is_an_export_error():
+    graph = spdnn.load_spec(ROOT / "specs" / "vacgan_mnist" / "classifier.yaml")
+    state = spdnn.build_torch(graph, seed=0).state_dict()
+    with overridden(onnx_bytes=1000), pytest.raises(spdnn.ExportError, match=r"limit 1,000 \(onnx_bytes\)"):
+        export_onnx(graph, state)
+
+
+@pytest.mark.parametrize("broken", [
+    lambda e: e.op("Gemm", [e.inputs[0], e.weight("weight")], e.outputs, suffix=""),  # weight not transposed
+    lambda e: e.op("Gemm", [e.inputs[0], e.weight("weight")], e.outputs, suffix="", transB=1, bogus=1),
+])
+def test_an_invalid_model_is_caught_by_the_checker_or_strict_shape_inference(monkeypatch, broken):
+    graph = spdnn.load_spec(ROOT / "specs" / "vacgan_mnist" / "classifier.yaml")
+    state = spdnn.build_torch(graph, seed=0).state_dict()
+    monkeypatch.setitem(EMITTERS, "linear", broken)
+    with pytest.raises(RuntimeError, match="spdnn produced an invalid ONNX model"):
+        export_onnx_bytes(graph, state)

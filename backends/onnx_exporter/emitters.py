@@ -210,10 +210,17 @@ def _with_batch_channels(e: Emit, spatial: np.ndarray, suffix: str) -> str:
 
 
 def _resize(e: Emit, mode: str, transform: str) -> None:
-    full = _with_batch_channels(e, np.array(e.out_types[0].shape[2:], np.int64), "_sizes")
+    """Resize to the output's spatial size: constant ``scales`` when it is an integer multiple of
+    the input's (exact in float32, so the output size and the sampling grid are torch's; nothing
+    is computed at run time), else ``sizes`` built from the input's batch and channels."""
+    (h, w), (oh, ow) = ([int(d) for d in t.shape[2:]] for t in (e.in_types[0], e.out_types[0]))
     extra = {"nearest_mode": "floor"} if mode == "nearest" else {}
-    e.op("Resize", [e.inputs[0], "", "", full], e.outputs, suffix="", mode=mode,
-         coordinate_transformation_mode=transform, **extra)
+    if oh % h == 0 and ow % w == 0:
+        scales = e.const(f"{e.node.name}.scales", np.array([1, 1, oh // h, ow // w], np.float32))
+        ins = [e.inputs[0], "", scales]
+    else:
+        ins = [e.inputs[0], "", "", _with_batch_channels(e, np.array([oh, ow], np.int64), "_sizes")]
+    e.op("Resize", ins, e.outputs, suffix="", mode=mode, coordinate_transformation_mode=transform, **extra)
 
 
 @emitter("upsample")

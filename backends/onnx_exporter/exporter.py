@@ -6,8 +6,12 @@ Rules:
   2. The opset is selectable (13 to the newest that both the installed onnx and onnxruntime handle,
      default 17); the IR version is the smallest that carries that opset, so the installed (and
      older) onnxruntime builds load the file.
-  3. Metadata records the spdnn version, the source spec and a SHA-256 of the weights.
-  4. Every model passes ``onnx.checker.check_model(full_check=True)`` before it is returned.
+  3. Metadata records the spdnn version, the source spec and a SHA-256 of the weights; nodes and
+     metadata carry the spec's citations and the merge's provenance (:mod:`.provenance`).
+  4. Every model passes what ``onnx.checker.check_model(full_check=True)`` checks: the checker on
+     its serialised bytes, strict typed shape inference on its graph (see ``_full_check``).
+  5. The model is serialised once, each weight copied once (:mod:`.wire`); the hash reads the
+     weights' own buffers.
 """
 
 from __future__ import annotations
@@ -17,23 +21,29 @@ from typing import Any
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 
 from spdnn import __version__
 from spdnn.errors import ExportError
 from spdnn.ir import meta as M
 from spdnn.ir.graph import Graph
+from spdnn.limits import current, human_bytes, limit_message
 from spdnn.ops import get_op
 from spdnn.passes.infer_shapes import infer_shapes
 
 from .emitters import EMITTERS, UNSUPPORTED, Emit
+from .provenance import model_props, node_doc
 from .runtime import max_runtime_opset
+from .wire import serialize_with_initializers
 
-__all__ = ["DEFAULT_OPSET", "MIN_OPSET", "export_onnx", "max_opset", "weights_sha256", "to_numpy_weights"]
+__all__ = ["DEFAULT_OPSET", "MIN_OPSET", "export_onnx", "export_onnx_bytes", "max_opset", "weights_sha256",
+           "to_numpy_weights"]
 
 DEFAULT_OPSET = 17
 MIN_OPSET = 13
 _DTYPES = {"float32": TensorProto.FLOAT, "int64": TensorProto.INT64}
+_SHAPE_VALUE_ELEMENTS = 64  # tensors whose values shape inference sees (see _full_check)
+_PROTOBUF_MAX = 2**31 - 1  # a protobuf message (an ONNX file without external data) is under 2 GiB
 
 
 def max_opset() -> int:
@@ -67,29 +77,81 @@ def _value_name(node: str, port: int, graph: Graph) -> str:
     return f"{node}_{get_op(graph.node(node).op).outputs[port]}"
 
 
-def _value_info(name: str, t) -> onnx.ValueInfoProto:
+def _value_info(name: str, t, doc: str) -> onnx.ValueInfoProto:
     shape = ["N" if d == "N" else int(d) for d in t.shape]
-    return helper.make_tensor_value_info(name, _DTYPES[t.dtype], shape)
+    return helper.make_tensor_value_info(name, _DTYPES[t.dtype], shape, doc_string=doc)
+
+
+def export_onnx_bytes(graph: Graph, weights: dict[str, Any], opset: int = DEFAULT_OPSET,
+                      source: str | None = None) -> bytes:
+    """The serialised ONNX model of ``graph`` with ``weights`` (a torch state dict or numpy
+    arrays), checked by onnx's checker (on these very bytes) and strict shape inference. Each
+    weight is copied once (see :mod:`.wire`).
+
+    Raises:
+        ExportError: an op cannot be expressed, a weight is missing, the opset is out of range, or
+            the model would exceed the ONNX size limit.
+    """
+    weights = to_numpy_weights(weights)
+    model, initializers = _model_without_initializers(graph, weights, opset, source)
+    size = sum(int(a.nbytes) for _, a in initializers)
+    limit = min(current().onnx_bytes, _PROTOBUF_MAX)
+    if size > limit:
+        raise ExportError(limit_message(f"{graph.name!r}: the ONNX model's weights take {human_bytes(size)}, over "
+                                        f"the {human_bytes(limit)} a single ONNX file holds", "onnx_bytes"))
+    model.metadata_props.add(key="weights_sha256", value=weights_sha256(weights))
+    data = serialize_with_initializers(model, initializers)
+    _full_check(data, model, initializers, graph.name)
+    return data
+
+
+def _full_check(data: bytes, model: onnx.ModelProto, initializers: list[tuple[str, np.ndarray]],
+                name: str) -> None:
+    """What ``check_model(data, full_check=True)`` checks, the checker and strict, typed shape
+    inference, without inference's cost in the weights' bytes.
+
+    The checker runs on ``data`` itself (every node, attribute, initializer and its data field).
+    Shape inference runs on ``model`` (``data`` without its initializers; changed in place) with
+    the initializers added back, those over ``_SHAPE_VALUE_ELEMENTS`` elements by type and shape
+    only: no op infers a shape from the values of a weight; the tensors that decide shapes
+    (Reshape's shape, Resize's scales, Pad's pads) are small and keep their values. onnx's full
+    check spends several times the checker's time in those bytes (60 ms on a 23 MB model).
+    """
+    for init_name, array in initializers:
+        if array.size <= _SHAPE_VALUE_ELEMENTS:
+            model.graph.initializer.append(numpy_helper.from_array(array, init_name))
+        else:
+            model.graph.initializer.add(name=init_name, dims=array.shape,
+                                        data_type=helper.np_dtype_to_tensor_dtype(array.dtype))
+    try:
+        onnx.checker.check_model(data)
+        onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
+        # a bug in an emitter, not the user's
+        raise RuntimeError(f"spdnn produced an invalid ONNX model for {name!r}: {e}") from e
 
 
 def export_onnx(graph: Graph, weights: dict[str, Any], opset: int = DEFAULT_OPSET,
                 source: str | None = None) -> onnx.ModelProto:
-    """Export ``graph`` with ``weights`` (a torch state dict or numpy arrays) as an ONNX model.
+    """:func:`export_onnx_bytes` parsed into an ``onnx.ModelProto``."""
+    return onnx.load_from_string(export_onnx_bytes(graph, weights, opset, source))
 
-    Raises:
-        ExportError: an op cannot be expressed, a weight is missing, or the opset is out of range.
-    """
+
+def _model_without_initializers(graph: Graph, weights: dict[str, np.ndarray], opset: int,
+                                source: str | None) -> tuple[onnx.ModelProto, list[tuple[str, np.ndarray]]]:
+    """The model with every node, input, output and metadata (but the weights' hash), and its
+    initializers apart."""
     newest = max_opset()
     if not MIN_OPSET <= opset <= newest:
         raise ExportError(f"opset {opset} is not supported; choose {MIN_OPSET} to {newest} (the newest both "
                           "the installed onnx and onnxruntime handle)")
-    weights = to_numpy_weights(weights)
     if any(M.OUT_TYPES not in graph.meta_of(n.name) for n in graph):
         infer_shapes(graph)
     nodes, inits, inputs, outputs = [], [], [], []
     for node in graph:
+        doc = node_doc(graph, node.name)
         if node.op == "input":
-            inputs.append(_value_info(node.name, graph.out_types(node.name)[0]))
+            inputs.append(_value_info(node.name, graph.out_types(node.name)[0], doc))
             continue
         ins = [_value_name(v.node, v.port, graph) for v in graph.inputs_of(node.name)]
         if node.op == "output":
@@ -98,8 +160,8 @@ def export_onnx(graph: Graph, weights: dict[str, Any], opset: int = DEFAULT_OPSE
             if graph.node(src.node).op == "max_pool2d" and src.port == 1:
                 raise ExportError(f"output {node.name!r} exposes max_pool2d indices, whose layout differs "
                                   "between torch (per plane) and ONNX (per tensor)")
-            nodes.append(helper.make_node("Identity", ins, [node.name], name=node.name))
-            outputs.append(_value_info(node.name, t))
+            nodes.append(helper.make_node("Identity", ins, [node.name], name=node.name, doc_string=doc or None))
+            outputs.append(_value_info(node.name, t, doc))
             continue
         if node.op in UNSUPPORTED or node.op not in EMITTERS:
             why = UNSUPPORTED.get(node.op, "no ONNX emitter registered")
@@ -108,24 +170,16 @@ def export_onnx(graph: Graph, weights: dict[str, Any], opset: int = DEFAULT_OPSE
         e = Emit(node, ins, [_value_name(node.name, p, graph) for p in range(n_out)],
                  [graph.type_of(v) for v in graph.inputs_of(node.name)], graph.out_types(node.name), weights)
         EMITTERS[node.op](e)
+        for onnx_node in e.nodes if doc else ():
+            onnx_node.doc_string = doc
         nodes += e.nodes
         inits += e.initializers
-    onnx_graph = helper.make_graph(nodes, graph.name, inputs, outputs)
-    for name, array in inits:  # built in place: one copy of each weight
-        tensor = onnx_graph.initializer.add()
-        tensor.name = name
-        tensor.data_type = helper.np_dtype_to_tensor_dtype(array.dtype)
-        tensor.dims.extend(array.shape)
-        tensor.raw_data = np.ascontiguousarray(array, array.dtype.newbyteorder("<")).tobytes()
     opsets = [helper.make_opsetid("", opset)]
-    model = helper.make_model(onnx_graph, opset_imports=opsets, producer_name="spdnn",
-                              producer_version=__version__,
+    model = helper.make_model(helper.make_graph(nodes, graph.name, inputs, outputs), opset_imports=opsets,
+                              producer_name="spdnn", producer_version=__version__,
                               ir_version=helper.find_min_ir_version_for(opsets))
+    if graph.meta.get("description"):
+        model.doc_string = str(graph.meta["description"])
     source = source or graph.meta.get("file") or graph.name
-    helper.set_model_props(model, {"spdnn_version": __version__, "source_spec": str(source),
-                                   "weights_sha256": weights_sha256(weights)})
-    try:
-        onnx.checker.check_model(model, full_check=True)
-    except onnx.checker.ValidationError as e:  # a bug in an emitter, not the user's
-        raise RuntimeError(f"spdnn produced an invalid ONNX model for {graph.name!r}: {e}") from e
-    return model
+    helper.set_model_props(model, {"spdnn_version": __version__, "source_spec": str(source), **model_props(graph)})
+    return model, inits

@@ -14,3 +14,7 @@ SOURCE = "source"
 PARAMS = "params"
 #: int: FLOPs of the node for one sample (set by shape inference).
 FLOPS = "flops"
+#: list[str]: the parent layers (``parent.layer``) an SPDNN-merged node stands for (set by the merge).
+MERGED_FROM = "merged_from"
+#: str: the SPDNN label of a merged node's block as the thesis prints it, e.g. ``(3C,4)``.
+SPDNN_LABEL = "spdnn_label"

@@ -16,15 +16,18 @@ Rules:
      layer with the parents' output width (a ``head_kernel`` x ``head_kernel`` 'same' conv, or a
      linear layer for vector outputs), then that activation (App. A Fig. 1; App. B "one channel
      convolutional layer").
+  6. A block's layer and tail nodes record the parent layers it stands for and its label in
+     their meta (``meta.MERGED_FROM``, ``meta.SPDNN_LABEL``).
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
+from spdnn.ir import meta as M
 from spdnn.ir.graph import Graph, Value
 from spdnn.ir.types import TensorType
-from spdnn.merge.layer_graph import INPUT, OUTPUT, Block, LayerGraph, MergeError, Op
+from spdnn.merge.layer_graph import INPUT, OUTPUT, Block, LayerGraph, MergeError, Op, format_label
 from spdnn.passes.infer_shapes import infer_node
 
 __all__ = ["to_network", "FINAL_ACTIVATIONS"]
@@ -64,9 +67,14 @@ def to_network(lg: LayerGraph, widths: dict[str, int] | None = None, align: Alig
         x = _join(b, n, ins, block.kind == "F", align)
         attrs = _layer_attrs(block, widths.get(n))
         x = b.add(n, block.layer.op, attrs, [x])
+        made = [x.node]
         tail = block.tail[: len(block.tail) - len(head_ops)] if n in out_preds and head_ops else block.tail
         for op in tail:
             x = b.add(f"{n}_{op.op}", op.op, op.attrs, [x])
+            made.append(x.node)
+        for name in made:  # provenance (rule 6)
+            b.g.meta_of(name).update({M.MERGED_FROM: [str(m) for m in block.members],
+                                      M.SPDNN_LABEL: format_label(block.label)})
         values[n] = x
     finals = [_through_edge(b, lg, p, OUTPUT, values, after_edge) for p in out_preds]
     if len(finals) == 1:
