@@ -29,6 +29,7 @@ def make_session(model: str | Path | bytes, providers: list[str] | None = None) 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
+    ort.set_default_logger_severity(3)  # the environment's logger too: no coloured warnings on the terminal
     source = model if isinstance(model, bytes) else str(model)
     return ort.InferenceSession(source, options, providers=providers or choose_providers())
 
