@@ -260,11 +260,13 @@ def test_every_op_lowering_traces_and_compiles(case):
 
 
 @pytest.mark.parametrize("name", ["dynamic_filters/mnist_baseline", "iris_merged", "two_in_two_out"])
-def test_torch_export_works(name):
+def test_torch_export_works_with_a_dynamic_batch(name):
     graph = two_in_two_out() if name == "two_in_two_out" else load(name)
     module = spdnn.build_torch(graph, seed=0).eval()
-    xs = tuple(sample_inputs(graph, batch=2))
-    exported = torch.export.export(module, xs)
+    batch = torch.export.Dim("batch")
+    exported = torch.export.export(module, tuple(sample_inputs(graph, batch=2)),
+                                   dynamic_shapes={name: {0: batch} for name in module.input_names})
+    xs = sample_inputs(graph, batch=3)
     with torch.no_grad():
         assert_same_outputs(exported.module()(*xs), module(*xs))
 
