@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 from conftest import SPECS
-from torch import nn
+from hand_written import Baseline, Classifier, Discriminator, Generator, Net3Growing
 
 import spdnn
 
@@ -144,79 +144,6 @@ def test_wrong_input_shape_is_a_clear_error():
 
 
 # ------------------------------------------------------------------ hand-written references
-class Baseline(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv1, self.conv2 = nn.Conv2d(1, 5, 5), nn.Conv2d(5, 5, 5)
-        self.fc = nn.Linear(80, 10)
-
-    def forward(self, x):
-        x = nn.functional.max_pool2d(torch.relu(self.conv1(x)), 2)
-        x = nn.functional.max_pool2d(torch.relu(self.conv2(x)), 2)
-        return self.fc(x.flatten(1))
-
-
-class Generator(nn.Module):
-    """Lasagne's batch_norm(layer): no layer bias, BN (eps 1e-4) before the nonlinearity."""
-
-    def __init__(self):
-        super().__init__()
-        self.hidden1, self.bn1 = nn.Linear(10, 1024, bias=False), nn.BatchNorm1d(1024, eps=1e-4)
-        self.hidden2, self.bn2 = nn.Linear(1024, 6272, bias=False), nn.BatchNorm1d(6272, eps=1e-4)
-        self.hidden3 = nn.ConvTranspose2d(128, 64, 5, 2, 2, output_padding=1, bias=False)
-        self.bn3 = nn.BatchNorm2d(64, eps=1e-4)
-        self.out = nn.ConvTranspose2d(64, 1, 5, 2, 2, output_padding=1)
-
-    def forward(self, z):
-        x = torch.relu(self.bn2(self.hidden2(torch.relu(self.bn1(self.hidden1(z))))))
-        x = torch.relu(self.bn3(self.hidden3(x.reshape(-1, 128, 7, 7))))
-        return torch.sigmoid(self.out(x))
-
-
-class Discriminator(nn.Module):
-    """Lasagne's batch_norm(layer) around both convs and the Dense 1024 layer."""
-
-    def __init__(self):
-        super().__init__()
-        self.hidden1 = nn.Conv2d(1, 64, 5, 2, 2, bias=False)
-        self.bn1 = nn.BatchNorm2d(64, eps=1e-4)
-        self.hidden2 = nn.Conv2d(64, 128, 5, 2, 2, bias=False)
-        self.bn2 = nn.BatchNorm2d(128, eps=1e-4)
-        self.hidden3, self.bn3 = nn.Linear(6272, 1024, bias=False), nn.BatchNorm1d(1024, eps=1e-4)
-        self.out = nn.Linear(1024, 1)
-
-    def forward(self, x):
-        lrelu = nn.functional.leaky_relu
-        x = lrelu(self.bn2(self.hidden2(lrelu(self.bn1(self.hidden1(x)), 0.2))), 0.2)
-        return torch.sigmoid(self.out(lrelu(self.bn3(self.hidden3(x.flatten(1))), 0.2)))
-
-
-class Classifier(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.hidden1, self.hidden2 = nn.Conv2d(1, 16, 3), nn.Conv2d(16, 8, 3)
-        self.hidden3, self.out = nn.Linear(200, 1024), nn.Linear(1024, 10)
-
-    def forward(self, x):
-        x = nn.functional.max_pool2d(torch.relu(self.hidden1(x)), 2)
-        x = nn.functional.max_pool2d(torch.relu(self.hidden2(x)), 2)
-        return torch.softmax(self.out(torch.relu(self.hidden3(x.flatten(1)))), 1)
-
-
-class Net3Growing(nn.Module):
-    def __init__(self):
-        super().__init__()
-        for i, k in enumerate([3, 5, 7, 9], start=1):
-            self.add_module(f"conv{i}", nn.Conv2d(1 if i == 1 else 16, 16, k, padding=k // 2, bias=False))
-            self.add_module(f"bn{i}", nn.BatchNorm2d(16))
-        self.conv5 = nn.Conv2d(16, 1, 11, padding=5)
-
-    def forward(self, x):
-        for i in range(1, 5):
-            x = torch.relu(getattr(self, f"bn{i}")(getattr(self, f"conv{i}")(x)))
-        return torch.sigmoid(self.conv5(x))
-
-
 @pytest.mark.parametrize("name,reference,shape", [
     ("mnist_baseline", Baseline, (1, 28, 28)),
     ("generator", Generator, (10,)),

@@ -1,7 +1,7 @@
-"""torch backend: IR graph -> trainable ``nn.Module``."""
+"""torch backend: IR graph -> trainable ``torch.fx.GraphModule`` (generated code)."""
 
 from .lowerings import BOUNDARY_OPS, LOWERINGS, UNSUPPORTED
-from .module import SpdnnModule, build_torch_module, load_weights, state_dict_bytes
+from .module import InputShapeError, SpdnnModule, build_torch_module, check_input, load_weights, state_dict_bytes
 
-__all__ = ["BOUNDARY_OPS", "LOWERINGS", "UNSUPPORTED", "SpdnnModule", "build_torch_module", "load_weights",
-           "state_dict_bytes"]
+__all__ = ["BOUNDARY_OPS", "LOWERINGS", "UNSUPPORTED", "InputShapeError", "SpdnnModule", "build_torch_module",
+           "check_input", "load_weights", "state_dict_bytes"]
