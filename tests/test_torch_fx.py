@@ -306,4 +306,5 @@ def test_torch_vs_hand_benchmark_script_runs():
                                     "vacgan_generator", "vacgan_discriminator", "vacgan_classifier",
                                     "iris_merged"}
     timed = [r for r in rows if r[3] != "n/a"]
-    assert len(timed) == 17 and all(float(r[3]) > 0 for r in timed)  # 9 networks x 2 cases, one n/a
+    # 9 networks x 2 cases; G and D (batch norm on a Dense layer) cannot train on one sample
+    assert len(timed) == 16 and all(float(r[3]) > 0 for r in timed)
