@@ -208,3 +208,17 @@ def test_params_and_flops_match_hand_counts(op, attrs, shapes, params, flops):
 def test_shape_rules_reject_mismatches(op, attrs, shapes, message):
     with pytest.raises(spdnn.SpecError, match=message):
         single_op_graph(op, attrs, shapes)
+
+
+def test_dynamic_conv_benchmark_script_runs_in_quick_mode():
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "dynamic_conv.py"), "--quick"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines[1:]] == ["torch fwd+bwd", "torch fwd+bwd", "onnxruntime fwd"]
+    assert all("min" in line and "median" in line and "max" in line for line in lines[1:])
