@@ -222,3 +222,33 @@ def test_dynamic_conv_benchmark_script_runs_in_quick_mode():
     lines = done.stdout.splitlines()
     assert [line.split(":")[0] for line in lines[1:]] == ["torch fwd+bwd", "torch fwd+bwd", "onnxruntime fwd"]
     assert all("min" in line and "median" in line and "max" in line for line in lines[1:])
+
+
+def test_yaml_spec_wires_haar_ports_by_name_and_runs_in_torch_and_onnxruntime(write):
+    path = write("""
+spdnn: 1
+name: haar_block
+description: One wavelet pooling and unpooling step of seed 001's AR-5 denoiser (Tabs. A8/A9, L505-533).
+inputs:
+  image: {shape: [3, 16, 16]}
+layers:
+  - {name: conv1, op: conv2d, out_channels: 4, kernel_size: 3, padding: 1, inputs: [image]}
+  - {name: pool, op: haar_pool}
+  - {name: mid, op: conv2d, out_channels: 4, kernel_size: 3, padding: 1, inputs: ["pool:ll"]}
+  - {name: unpool, op: haar_unpool, inputs: ["mid", "pool:lh", "pool:hl", "pool:hh"]}
+  - {name: code, op: repeat_code, size: 16, inputs: [label]}
+  - {name: join, op: concat, inputs: [unpool, code]}
+  - {name: log, op: log_filter_bank, sigmas: [0.8]}
+outputs:
+  y: log
+""".replace("inputs:\n  image", "inputs:\n  label: {shape: [2]}\n  image"))
+    g = spdnn.load_spec(path)
+    assert g.out_types("log")[0].shape == ("N", 6, 16, 16)
+    m = spdnn.build_torch(g, seed=0).eval()
+    model = export_onnx(g, m.state_dict()).SerializeToString()
+    for batch in (1, 3):
+        xs = [torch.randn(batch, 2), torch.randn(batch, 3, 16, 16)]
+        with torch.no_grad():
+            want = m(*xs).numpy()
+        (got,) = run_onnx(model, [x.numpy() for x in xs], ["CPUExecutionProvider"])[0].values()
+        np.testing.assert_allclose(got, want, atol=1e-5, rtol=1e-4)
