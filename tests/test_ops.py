@@ -8,6 +8,9 @@ import torch
 import torch.nn.functional as F
 from spdnn.backends.torch_exporter import BOUNDARY_OPS, LOWERINGS, UNSUPPORTED
 
+from building_block_cases import CASES as BUILDING_BLOCK_CASES
+from building_block_cases import TESTED_ELSEWHERE
+
 import spdnn
 from spdnn.errors import ShapeError
 from spdnn.ir.types import TensorType
@@ -93,6 +96,7 @@ CASES = [
      lambda m, x: F.pad(x, (2, 2, 1, 1), value=1.5)),
     ("pad", {"padding": [0, 1, 2, 3], "mode": "replicate"}, [(1, 3, 3)],
      lambda m, x: F.pad(x, (0, 1, 2, 3), mode="replicate")),
+    *BUILDING_BLOCK_CASES,
 ]
 
 
@@ -135,7 +139,7 @@ def test_every_op_has_a_torch_lowering_or_is_listed_unsupported():
 
 
 def test_every_op_is_covered_by_a_shape_case():
-    covered = {c[0] for c in CASES} | {"max_unpool2d"} | BOUNDARY_OPS
+    covered = {c[0] for c in CASES} | {"max_unpool2d"} | BOUNDARY_OPS | TESTED_ELSEWHERE
     assert set(all_ops()) <= covered
 
 

@@ -247,3 +247,10 @@ def _pad(e: Emit) -> None:
     if mode == "constant":
         ins.append(e.const(f"{e.node.name}.value", np.array(a.value if a.mode == "constant" else 0.0, np.float32)))
     e.op("Pad", ins, e.outputs, suffix="", mode=mode)
+
+
+from .building_blocks import EMITTERS as _BLOCK_EMITTERS  # noqa: E402  (the papers' building blocks)
+from .building_blocks import UNSUPPORTED as _BLOCK_UNSUPPORTED  # noqa: E402
+
+EMITTERS.update(_BLOCK_EMITTERS)
+UNSUPPORTED.update(_BLOCK_UNSUPPORTED)

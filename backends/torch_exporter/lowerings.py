@@ -233,3 +233,8 @@ _simple("add", lambda a, ins: Add())
 _simple("mul", lambda a, ins: Mul())
 _simple("pad", lambda a, ins: Pad(a.padding, "constant" if a.mode in ("zeros", "constant") else a.mode,
                                   a.value if a.mode == "constant" else 0.0))
+
+
+from .building_blocks import LOWERINGS as _BUILDING_BLOCKS  # noqa: E402  (the papers' building blocks)
+
+LOWERINGS.update(_BUILDING_BLOCKS)

@@ -10,7 +10,7 @@ from spdnn.errors import ShapeError
 from spdnn.ir.types import TensorType
 from spdnn.ops.base import NonNegPair, OpAttrs, OpDef, Pair, register_op, require_rank
 
-__all__ = ["Conv2dAttrs", "ConvTranspose2dAttrs", "resolve_conv_padding"]
+__all__ = ["Conv2dAttrs", "ConvTranspose2dAttrs", "conv_output_size", "resolve_conv_padding"]
 
 
 class _ConvAttrs(OpAttrs):
@@ -70,15 +70,18 @@ class ConvTranspose2dAttrs(_ConvAttrs):
 
 
 def resolve_conv_padding(
-    attrs: Conv2dAttrs, height: int, width: int
+    attrs: Conv2dAttrs, height: int, width: int, kernel_size: tuple[int, int] | None = None
 ) -> tuple[int, int, int, int]:
-    """Explicit (top, bottom, left, right) padding of a conv2d for a given input size."""
+    """Explicit (top, bottom, left, right) padding of a conv2d for a given input size.
+
+    ``attrs`` needs ``padding``, ``stride`` and ``dilation``; ``kernel_size`` defaults to
+    ``attrs.kernel_size`` (per-sample convolutions take it from their filter input)."""
     if attrs.padding == "valid":
         return (0, 0, 0, 0)
     if attrs.padding == "same":
         pads = []
         for size, k, s, d in zip(
-            (height, width), attrs.kernel_size, attrs.stride, attrs.dilation, strict=True
+            (height, width), kernel_size or attrs.kernel_size, attrs.stride, attrs.dilation, strict=True
         ):
             out = -(-size // s)
             total = max((out - 1) * s + (k - 1) * d + 1 - size, 0)
@@ -86,6 +89,13 @@ def resolve_conv_padding(
         return (pads[0], pads[1], pads[2], pads[3])
     ph, pw = attrs.padding
     return (ph, ph, pw, pw)
+
+
+def conv_output_size(attrs, kernel_size: tuple[int, int], height: int, width: int) -> tuple[int, int]:
+    """(out_height, out_width) of a convolution with ``attrs``' padding, stride and dilation."""
+    top, bottom, left, right = resolve_conv_padding(attrs, height, width, kernel_size)
+    return (_conv_out(height, kernel_size[0], attrs.stride[0], attrs.dilation[0], top, bottom),
+            _conv_out(width, kernel_size[1], attrs.stride[1], attrs.dilation[1], left, right))
 
 
 def _check_in_channels(declared: NonNegativeInt | None, actual: int, groups: int) -> None:
@@ -104,9 +114,7 @@ def _infer_conv2d(a: Conv2dAttrs, ins: list[TensorType]) -> list[TensorType]:
     require_rank(x, 4, "conv2d")
     n, c, h, w = x.shape
     _check_in_channels(a.in_channels, int(c), a.groups)
-    top, bottom, left, right = resolve_conv_padding(a, int(h), int(w))
-    oh = _conv_out(int(h), a.kernel_size[0], a.stride[0], a.dilation[0], top, bottom)
-    ow = _conv_out(int(w), a.kernel_size[1], a.stride[1], a.dilation[1], left, right)
+    oh, ow = conv_output_size(a, a.kernel_size, int(h), int(w))
     if oh < 1 or ow < 1:
         raise ShapeError(
             f"kernel {a.kernel_size[0]}x{a.kernel_size[1]} does not fit its {h}x{w} input "
