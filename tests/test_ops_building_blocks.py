@@ -236,8 +236,8 @@ layers:
   - {name: pool, op: haar_pool}
   - {name: mid, op: conv2d, out_channels: 4, kernel_size: 3, padding: 1, inputs: ["pool:ll"]}
   - {name: unpool, op: haar_unpool, inputs: ["mid", "pool:lh", "pool:hl", "pool:hh"]}
-  - {name: code, op: repeat_code, size: 16, inputs: [label]}
-  - {name: join, op: concat, inputs: [unpool, code]}
+  - {name: label_map, op: repeat_code, size: 16, inputs: [label]}
+  - {name: join, op: concat, inputs: [unpool, label_map]}
   - {name: log, op: log_filter_bank, sigmas: [0.8]}
 outputs:
   y: log

@@ -35,9 +35,10 @@ class DynamicConv2d(nn.Module):
 
     def forward(self, x: torch.Tensor, coefficients: torch.Tensor) -> torch.Tensor:
         maps = F.conv2d(_pad_input(x, self.pads), self.weight, None, self.stride, 0, self.dilation)
-        n, m, h, w = maps.shape
-        mix = coefficients.reshape(n, self.out_channels, m)
-        y = torch.bmm(mix, maps.reshape(n, m, h * w)).reshape(n, self.out_channels, h, w)
+        # shapes by index, never unpacked, so torch.fx can trace it
+        n = maps.shape[0]
+        mix = coefficients.reshape(n, self.out_channels, -1)
+        y = torch.bmm(mix, maps.flatten(2)).reshape(n, self.out_channels, maps.shape[2], maps.shape[3])
         return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
 
     def extra_repr(self) -> str:
@@ -48,17 +49,18 @@ class SampleConv2d(nn.Module):
     """Convolution of sample n with filters[n] (N, out, C, kh, kw): one grouped conv over the
     batch folded into channels (groups = N)."""
 
-    def __init__(self, stride, padding_for, dilation):
+    def __init__(self, stride, padding, dilation):
         super().__init__()
         self.stride, self.dilation = tuple(stride), tuple(dilation)
-        self.padding_for = padding_for  # (kh, kw) -> (top, bottom, left, right)
+        self.padding = padding  # (top, bottom, left, right), fixed by the static shapes
 
     def forward(self, x: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
-        n, out, c, kh, kw = filters.shape
-        x = _pad_input(x, self.padding_for(int(kh), int(kw)))
-        y = F.conv2d(x.reshape(1, n * c, *x.shape[2:]), filters.reshape(n * out, c, kh, kw),
+        # shapes by index, never unpacked, so torch.fx can trace it
+        n, out = filters.shape[0], filters.shape[1]
+        x = _pad_input(x, self.padding)
+        y = F.conv2d(x.reshape(1, -1, x.shape[2], x.shape[3]), filters.flatten(0, 1),
                      None, self.stride, 0, self.dilation, groups=n)
-        return y.reshape(n, out, *y.shape[2:])
+        return y.reshape(n, out, y.shape[2], y.shape[3])
 
 
 def haar_analysis(x: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -74,8 +76,7 @@ def haar_synthesis(ll, lh, hl, hh) -> torch.Tensor:
     b = (ll + lh - hl - hh) * 0.5
     c = (ll - lh + hl - hh) * 0.5
     d = (ll + lh + hl + hh) * 0.5
-    n, ch, h, w = ll.shape
-    blocks = torch.stack([a, b, c, d], dim=2).reshape(n, ch * 4, h, w)  # channel c*4 + (2i + j)
+    blocks = torch.stack([a, b, c, d], dim=2).flatten(1, 2)  # channel c*4 + (2i + j)
     return F.pixel_shuffle(blocks, 2)
 
 
@@ -128,7 +129,7 @@ class RepeatCode(nn.Module):
         self.size = tuple(size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x[:, :, None, None].expand(*x.shape, *self.size)
+        return x[:, :, None, None].expand(-1, -1, *self.size)
 
     def extra_repr(self) -> str:
         return f"size={self.size}"
@@ -147,17 +148,16 @@ class Wct(nn.Module):
         self.alpha, self.eps = alpha, eps
 
     def forward(self, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-        n, c, h, w = content.shape
-        fc = content.reshape(n, c, -1)
-        fs = style.reshape(n, c, -1)
+        c = content.shape[1]
+        fc, fs = content.flatten(2), style.flatten(2)
         mc, ms = fc.mean(2, keepdim=True), fs.mean(2, keepdim=True)
         fc0, fs0 = fc - mc, fs - ms
         eye = torch.eye(c, dtype=content.dtype, device=content.device) * self.eps
-        cov_c = fc0 @ fc0.transpose(1, 2) / max(fc.shape[2] - 1, 1) + eye
-        cov_s = fs0 @ fs0.transpose(1, 2) / max(fs.shape[2] - 1, 1) + eye
+        cov_c = fc0 @ fc0.transpose(1, 2) / (fc.shape[2] - 1) + eye  # the shape rule needs H*W >= 2
+        cov_s = fs0 @ fs0.transpose(1, 2) / (fs.shape[2] - 1) + eye
         transformed = _eig_power(cov_s, 0.5) @ (_eig_power(cov_c, -0.5) @ fc0) + ms
         out = self.alpha * transformed + (1 - self.alpha) * fc
-        return out.reshape(n, c, h, w)
+        return out.reshape(content.shape)
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}, eps={self.eps}"
@@ -174,7 +174,8 @@ def _dynamic_conv2d(node, ins, outs) -> nn.Module:
 def _sample_conv2d(node, ins, outs) -> nn.Module:
     a = node.attrs
     h, w = int(ins[0].shape[2]), int(ins[0].shape[3])
-    return SampleConv2d(a.stride, lambda kh, kw: resolve_conv_padding(a, h, w, (kh, kw)), a.dilation)
+    kh, kw = int(ins[1].shape[3]), int(ins[1].shape[4])
+    return SampleConv2d(a.stride, resolve_conv_padding(a, h, w, (kh, kw)), a.dilation)
 
 
 LOWERINGS = {

@@ -25,7 +25,7 @@ import operator
 import torch
 from torch import fx, nn
 
-from spdnn.errors import ExportError, SpdnnError
+from spdnn.errors import ExportError, Problem, SpdnnError, SpecError
 from spdnn.ir import meta as M
 from spdnn.ir.graph import Graph
 from spdnn.ir.naming import unique_name
@@ -121,8 +121,12 @@ def _check_names(graph: Graph) -> None:
             raise ExportError("input 'self' cannot be an argument of the torch module's forward(); "
                               "rename the input")
         if node.op not in BOUNDARY_OPS and node.name in reserved:
-            raise ExportError(f"layer name {node.name!r} is an attribute of the generated torch module "
-                              f"(torch.fx.GraphModule); rename the layer")
+            message = (f"layer name {node.name!r} is an attribute of the generated torch module "
+                       f"(torch.fx.GraphModule); rename the layer")
+            origin = graph.meta_of(node.name).get(M.ORIGIN)
+            if origin is not None:  # located in its spec: a user mistake like any other
+                raise SpecError(Problem(message, origin.file, origin.line, origin.column, origin.where))
+            raise ExportError(message)
 
 
 def _lower_all(graph: Graph) -> dict[str, nn.Module]:

@@ -82,6 +82,9 @@ def _infer_wct(a: WctAttrs, ins: list[TensorType]) -> list[TensorType]:
     require_rank(style, 4, "wct style")
     if content.shape[1] != style.shape[1]:
         raise ShapeError(f"wct content {content} and style {style} need the same number of channels")
+    for name, t in (("content", content), ("style", style)):
+        if t.shape[2] * t.shape[3] < 2:
+            raise ShapeError(f"wct {name} {t} needs at least 2 pixels to estimate a covariance")
     return [content]
 
 
