@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, ValidationError, create_model
+from pydantic.fields import FieldInfo
 
 from spdnn.errors import SpdnnError
 from spdnn.ops.base import OpAttrs, suggest
@@ -87,6 +88,9 @@ def options_model(cls: type) -> type[OpAttrs]:
     fields: dict[str, Any] = {}
     for f in _pass_fields(cls):
         extra = {"description": docs[f.name]} if f.name in docs else {}
+        if isinstance(f.default, FieldInfo):
+            raise ValueError(f"{cls.__name__}.{f.name}: write the constraints in the type, "
+                             f"{f.name}: Annotated[T, Field(...)] = default")
         if f.default is not dataclasses.MISSING:
             fields[f.name] = (hints[f.name], Field(f.default, **extra))
         elif f.default_factory is not dataclasses.MISSING:
