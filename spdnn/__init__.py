@@ -37,7 +37,10 @@ if TYPE_CHECKING:
     from spdnn.ir import Graph, Node, TensorType, Value
     from spdnn.merge import MergeOptions, MergeResult, merge_networks
     from spdnn.ops import all_ops, get_op
-    from spdnn.passes import PASSES, Pass, PassManager, PassResult, get_pass, infer_shapes
+    from spdnn.ops.base import register_op
+    from spdnn.passes import PASSES, Pass, PassManager, PassResult, get_pass, infer_shapes, register_pass
+    from spdnn.passes.registry import PipelineEntry
+    from spdnn.plugins import load_plugins
     from spdnn.summary import Summary, count_params, summarize
     from spdnn.system import SystemSpec
 
@@ -48,7 +51,7 @@ __all__ = [
     "Problem", "ShapeError", "SpdnnError", "SpecError", "Summary", "TensorType", "UnknownOpError", "UnsupportedOpError",
     "Value", "VerifyError", "__version__", "all_ops", "build_torch", "count_params", "get_op",
     "export_onnx", "get_pass", "import_onnx", "infer_shapes", "load_spec", "load_spec_text", "merge_networks", "run_onnx", "run_passes", "summarize",
-    "build_system", "load_system",
+    "build_system", "load_system", "load_plugins", "register_op", "register_pass",
 ]
 
 #: Facade names imported on first use (PEP 562), so that ``import spdnn`` (and ``spdnn --help``)
@@ -57,13 +60,16 @@ _LAZY = {
     **dict.fromkeys(("Graph", "Node", "TensorType", "Value"), "spdnn.ir"),
     **dict.fromkeys(("MergeOptions", "MergeResult", "merge_networks"), "spdnn.merge"),
     **dict.fromkeys(("all_ops", "get_op"), "spdnn.ops"),
-    **dict.fromkeys(("PASSES", "Pass", "PassManager", "PassResult", "get_pass", "infer_shapes"), "spdnn.passes"),
+    "register_op": "spdnn.ops.base",
+    **dict.fromkeys(("PASSES", "Pass", "PassManager", "PassResult", "get_pass", "infer_shapes", "register_pass"),
+                    "spdnn.passes"),
+    "load_plugins": "spdnn.plugins",
     **dict.fromkeys(("Summary", "count_params", "summarize"), "spdnn.summary"),
 }
 
 
 #: Core subpackages that ``spdnn.<name>`` imports on access (as the eager package used to).
-_SUBPACKAGES = {"compile", "ir", "limits", "merge", "ops", "passes", "render", "run", "summary", "system"}
+_SUBPACKAGES = {"compile", "ir", "limits", "merge", "ops", "passes", "plugins", "render", "run", "summary", "system"}
 
 
 def __getattr__(name: str) -> Any:
@@ -95,14 +101,14 @@ def load_spec_text(text: str, file: str = "<string>") -> Graph:
     return _load(text, file)
 
 
-def run_passes(graph: Graph, passes: list[str | Pass] | str) -> Graph:
-    """Run passes (objects, names, or a comma-separated string of names) in place."""
-    from spdnn.passes import PassManager, get_pass
+def run_passes(graph: Graph, passes: PipelineEntry | list[PipelineEntry]) -> Graph:
+    """Run a pipeline on ``graph`` in place and return it. Entries are passes, names,
+    ``(name, {options})`` pairs, ``{"name": ..., option: value}`` mappings or pipeline text
+    (``"insert-dropout:p=0.2,infer-shapes"``), e.g.
+    ``spdnn.run_passes(g, [("insert-dropout", {"p": 0.2}), "infer-shapes"])``."""
+    from spdnn.passes import run_pipeline
 
-    if isinstance(passes, str):
-        passes = [p.strip() for p in passes.split(",") if p.strip()]
-    objs = [get_pass(p) if isinstance(p, str) else p for p in passes]
-    return PassManager(objs).run(graph).graph
+    return run_pipeline(graph, passes).graph
 
 
 def export_onnx(graph: Graph, weights, opset: int = 17):

@@ -16,6 +16,7 @@ import os
 import sys
 import textwrap
 
+from spdnn.cli_passes import add_pass_arguments, add_passes_parser, apply_cli_passes, cmd_passes, load_cli_plugins
 from spdnn.cli_train import add_train_parsers, cmd_eval, cmd_train
 
 __all__ = ["main"]
@@ -92,6 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--head-kernel", type=_positive_int, default=3, help="kernel of the output head conv (default 3)")
     m.add_argument("--no-output-pass", action="store_true",
                    help="stop after the first contraction (the thesis's App. A/B write-ups)")
+    add_pass_arguments(c)
 
     i = sub.add_parser(
         "inspect", parents=[common, limits], formatter_class=_EPILOG_FORMAT,
@@ -131,6 +133,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog=_examples("spdnn schema -o spdnn.schema.json"))
     s.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
     add_train_parsers(sub, common)
+    add_passes_parser(sub, common)
     return p
 
 
@@ -195,6 +198,8 @@ def _cmd_compile(args, console: _Console) -> int:
     from spdnn.merge import MergeOptions
     from spdnn.summary import human_count, human_flops
 
+    load_cli_plugins(args)
+    passes = lambda graph: apply_cli_passes(graph, args)  # noqa: E731
     merging = len(args.inputs) > 1 and not args.separate
     if merging:
         name = args.name or default_name(args.inputs, "merged")
@@ -202,14 +207,14 @@ def _cmd_compile(args, console: _Console) -> int:
                                budget=args.budget, head_kernel=args.head_kernel,
                                output_pass=not args.no_output_pass)
         model, result = merge_specs(args.inputs, name, options, seed=args.seed, opset=args.opset,
-                                    picture=args.picture)
+                                    picture=args.picture, passes=passes)
         models = [model]
         red = result.report()["reduction_percent"]["params"]
         change = f"{red}% fewer" if red >= 0 else f"{-red}% more"
         console.say(f"merged {len(args.inputs)} parents into {name}: {len(result.stages['parents'].layers())} "
                     f"layers became {len(result.final.layers())} ({change} parameters than the parents together)")
     else:
-        models = compile_specs(args.inputs, seed=args.seed, opset=args.opset, picture=args.picture)
+        models = compile_specs(args.inputs, seed=args.seed, opset=args.opset, picture=args.picture, passes=passes)
         name = models[0].graph.name if len(models) == 1 else default_name(args.inputs, "models")
     for m in models:
         for note in m.notes:
@@ -258,7 +263,7 @@ def _cmd_schema(args, console: _Console) -> int:
 
 
 _COMMANDS = {"compile": _cmd_compile, "inspect": _cmd_inspect, "run": _cmd_run, "schema": _cmd_schema}
-_COMMANDS.update(train=cmd_train, eval=cmd_eval)
+_COMMANDS.update(train=cmd_train, eval=cmd_eval, passes=cmd_passes)
 
 
 def _limit_overrides(args) -> dict[str, int]:

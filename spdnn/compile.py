@@ -21,7 +21,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -129,18 +129,27 @@ def compile_graph(graph: Graph, seed: int = 0, opset: int | None = None,
 
 
 def compile_specs(paths: Iterable[str | Path], seed: int = 0, opset: int | None = None,
-                  picture: str = "compact") -> list[CompiledModel]:
-    """Compile each spec separately. Raises SpecError listing the problems of every input."""
-    return [compile_graph(g, seed, opset, picture) for g in load_all(paths)]
+                  picture: str = "compact", passes: Callable[[Graph], object] | None = None) -> list[CompiledModel]:
+    """Compile each spec separately (``passes`` runs on each loaded graph first, in place).
+    Raises SpecError listing the problems of every input."""
+    return [compile_graph(g, seed, opset, picture) for g in _with_passes(load_all(paths), passes)]
+
+
+def _with_passes(graphs: list[Graph], passes: Callable[[Graph], object] | None) -> list[Graph]:
+    for g in graphs if passes else ():
+        passes(g)
+    return graphs
 
 
 def merge_specs(paths: Iterable[str | Path], name: str, options: MergeOptions | None = None,
-                seed: int = 0, opset: int | None = None, picture: str = "compact") -> tuple[CompiledModel, MergeResult]:
-    """Merge the specs' networks into one SPDNN network and compile it; the artefacts add the
-    merge report and a picture of every stage."""
+                seed: int = 0, opset: int | None = None, picture: str = "compact",
+                passes: Callable[[Graph], object] | None = None) -> tuple[CompiledModel, MergeResult]:
+    """Merge the specs' networks into one SPDNN network and compile it (``passes`` runs on
+    each parent first, in place); the artefacts add the merge report and a picture of every
+    stage."""
     if not is_valid_name(name):
         raise SpdnnError(f"merged model name {name!r} must be an identifier (letters, digits, _)")
-    parents = load_all(paths)
+    parents = _with_passes(load_all(paths), passes)
     result = merge_networks(parents, name, options)
     model = compile_graph(result.graph, seed, opset, picture)
     model.notes = [note for g in parents for note in g.meta.get("notes", [])]

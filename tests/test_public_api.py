@@ -9,7 +9,7 @@ def test_public_names_are_pinned():
         "Problem", "ShapeError", "SpdnnError", "SpecError", "Summary", "TensorType", "UnknownOpError", "UnsupportedOpError",
         "Value", "VerifyError", "__version__", "all_ops", "build_torch", "count_params", "get_op",
         "export_onnx", "get_pass", "import_onnx", "infer_shapes", "load_spec", "load_spec_text", "merge_networks", "run_onnx", "run_passes", "summarize",
-        "build_system", "load_system",
+        "build_system", "load_system", "load_plugins", "register_op", "register_pass",
     ])
     for name in spdnn.__all__:
         assert getattr(spdnn, name) is not None

@@ -17,6 +17,7 @@ from spdnn.errors import ExportError
 from spdnn.ir.graph import Node
 from spdnn.ir.types import TensorType
 from spdnn.ops.conv import resolve_conv_padding
+from spdnn.ops.tables import LoweringTable, UnsupportedTable
 
 __all__ = ["EMITTERS", "UNSUPPORTED", "Emit"]
 
@@ -58,9 +59,9 @@ class Emit:
 
 
 Emitter = Callable[[Emit], None]
-EMITTERS: dict[str, Emitter] = {}
+EMITTERS: dict[str, Emitter] = LoweringTable("onnx")  # also ops registered with onnx=...
 #: ops with no ONNX form, with the reason (none today)
-UNSUPPORTED: dict[str, str] = {}
+UNSUPPORTED: dict[str, str] = UnsupportedTable("onnx")  # also ops registered with onnx=None
 
 
 def emitter(*ops: str) -> Callable[[Emitter], Emitter]:

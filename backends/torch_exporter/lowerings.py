@@ -15,13 +15,14 @@ from torch import nn
 from spdnn.ir.graph import Node
 from spdnn.ir.types import TensorType
 from spdnn.ops.conv import resolve_conv_padding
+from spdnn.ops.tables import LoweringTable, UnsupportedTable
 
 __all__ = ["LOWERINGS", "UNSUPPORTED", "BOUNDARY_OPS", "lower"]
 
 Lowering = Callable[[Node, list[TensorType], list[TensorType]], nn.Module]
-LOWERINGS: dict[str, Lowering] = {}
+LOWERINGS: dict[str, Lowering] = LoweringTable("torch")  # also ops registered with torch=...
 #: Ops without a torch lowering, with the reason (empty: every op is supported).
-UNSUPPORTED: dict[str, str] = {}
+UNSUPPORTED: dict[str, str] = UnsupportedTable("torch")
 #: Graph boundary ops; the generated module maps them to forward()'s arguments and results.
 BOUNDARY_OPS = frozenset({"input", "output"})
 

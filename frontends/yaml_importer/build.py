@@ -10,6 +10,7 @@ Rules:
      graph input for the first layer.
   5. Outputs default to the last layer, named ``output``.
   6. Shapes are inferred; a mismatch is reported at the consuming layer, naming its producers.
+  7. The spec's ``passes:`` run last (see :mod:`.passes`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from spdnn.passes.infer_shapes import infer_shapes
 from .document import RESERVED_SYSTEM_KEYS, InputDecl, SpecDocument, validation_problems
 from .expressions import ExpressionError, describe, substitute
 from .loader import Located, format_path
+from .passes import run_spec_passes, spec_passes
 from .resolve import LayerDraft, check_defaults, expand_layers, resolve_vars
 
 __all__ = ["build_graph"]
@@ -56,6 +58,7 @@ def build_graph(doc: Located) -> Graph:
     env = resolve_vars(doc, spec.vars, problems)
     check_defaults(doc, spec.defaults, ("defaults",), problems)
     inputs = _inputs(doc, spec, env, problems)
+    passes = spec_passes(doc, spec.passes, env, problems)
     drafts = expand_layers(doc, spec.layers, ("layers",), env, spec.defaults, problems)
     layers, defined = _validate_layers(doc, drafts, inputs, problems)
     outputs = _outputs(doc, spec, drafts, defined, problems)
@@ -67,6 +70,7 @@ def build_graph(doc: Located) -> Graph:
     if problems:
         raise SpecError(_collapse_repeats(problems))
     graph.verify()
+    run_spec_passes(doc, graph, passes)
     return graph
 
 

@@ -13,6 +13,8 @@ A spec file describes one network::
       - repeat: 2                 # repeated block; ${i} counts 1, 2, ...
         layers: [...]
     outputs: {logits: fc}         # or a list of layer names; default: the last layer
+    passes:                       # optional: passes run on the built graph, in order
+      - {name: insert-dropout, p: 0.2}
 
 The keys ``networks``, ``losses``, ``optimizers`` and ``training`` are reserved for specs of
 systems of several networks; a future format version will accept them.
@@ -70,6 +72,9 @@ class SpecDocument(_Strict):
     inputs: dict[str, list[Any] | InputDecl] = Field(min_length=1)
     layers: list[Any] = Field(min_length=1)
     outputs: dict[str, str] | list[str] | str | None = None
+    passes: list[str | dict[str, Any]] = []
+    """Passes run on the built graph, in order: a name or {name: NAME, option: value, ...}
+    (``spdnn passes`` lists them)."""
 
     @field_validator("spdnn", mode="before")
     @classmethod

@@ -11,6 +11,9 @@ import copy
 from typing import Any
 
 from spdnn.ops import all_ops
+from spdnn.passes import PASSES
+from spdnn.passes.options import options_model
+from spdnn.plugins import load_plugins
 
 from .document import SpecDocument
 
@@ -53,6 +56,24 @@ def _layer_schema(op: str, defs: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _passes_schema(defs: dict[str, Any]) -> dict[str, Any]:
+    """``passes:``: a list of pass names or ``{name: NAME, option: value}`` mappings."""
+    load_plugins()
+    names = sorted(PASSES)
+    entries: list[dict[str, Any]] = [{"enum": names, "description": "a pass with default options"}]
+    for name in names:
+        schema = options_model(PASSES[name]).model_json_schema()
+        defs.update(schema.pop("$defs", {}))
+        props = {key: {"anyOf": [prop, _EXPR], **({"description": prop["description"]} if "description" in prop else {})}
+                 for key, prop in schema.get("properties", {}).items()}
+        doc = (PASSES[name].__doc__ or "").strip().splitlines()
+        entries.append({"type": "object", "description": doc[0] if doc else name,
+                        "properties": {"name": {"const": name}, **props},
+                        "required": ["name"], "additionalProperties": False})
+    return {"type": "array", "items": {"anyOf": entries},
+            "description": "passes run on the built graph, in order (spdnn passes lists them)"}
+
+
 def spec_json_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of a network spec file."""
     schema = copy.deepcopy(SpecDocument.model_json_schema())
@@ -86,6 +107,7 @@ def spec_json_schema() -> dict[str, Any]:
         "type": "array", "minItems": 1,
         "items": {"anyOf": [*layer_refs, {"$ref": "#/$defs/repeat_block"}]},
     }
+    schema["properties"]["passes"] = _passes_schema(defs)
     schema["properties"]["layers"] = {"$ref": "#/$defs/layer_list"}
     schema["properties"]["defaults"] = {"$ref": "#/$defs/op_defaults"}
     schema["properties"]["name"] = {**_NAME, "description": "model name: an identifier; names the output files"}

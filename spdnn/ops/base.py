@@ -19,7 +19,7 @@ from __future__ import annotations
 import difflib
 import math
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -49,6 +49,8 @@ __all__ = [
     "suggest",
     "require_rank",
     "no_flops",
+    "same_shape",
+    "NoOpAttrs",
 ]
 
 #: Marker for ``OpDef.inputs``: the op takes one or more inputs (concat, add).
@@ -158,6 +160,10 @@ class OpDef:
         doc: one line shown by ``spdnn schema`` and in error hints.
         optional_inputs: how many trailing entries of ``inputs`` may be left unconnected.
         active_outputs: attrs -> number of output ports actually produced (default: all).
+        lowerings: backend implementations given with the definition (ops registered through
+            the public ``spdnn.register_op``): ``"torch"`` -> ``(node, in_types, out_types) ->
+            nn.Module``, ``"onnx"`` -> an emitter ``(Emit) -> None`` or None for a declared
+            torch-only op. Built-in ops leave it empty; the backends' tables hold theirs.
     """
 
     name: str
@@ -170,6 +176,7 @@ class OpDef:
     doc: str = ""
     optional_inputs: int = 0
     active_outputs: Callable[[Any], int] | None = field(default=None)
+    lowerings: Mapping[str, Callable[..., Any] | None] = field(default_factory=dict)
 
     @property
     def is_variadic(self) -> bool:
@@ -201,8 +208,47 @@ class OpDef:
 _REGISTRY: dict[str, OpDef] = {}
 
 
-def register_op(opdef: OpDef) -> OpDef:
-    """Register an op definition; a second definition of the same name is an error."""
+class NoOpAttrs(OpAttrs):
+    """An op without attributes."""
+
+
+def same_shape(attrs: Any, in_types: list[TensorType]) -> list[TensorType]:
+    """Shape rule of an elementwise op: one output of its first input's type."""
+    return [in_types[0]]
+
+
+_MISSING: Any = object()
+
+
+def register_op(opdef: OpDef | str, /, *, torch: Callable[..., Any] | None = None,
+                onnx: Callable[..., Any] | None = _MISSING, **fields: Any) -> OpDef:
+    """Register an op; a second definition of the same name is an error.
+
+    Either an :class:`OpDef` (built-in ops), or, as ``spdnn.register_op``, a name and the
+    definition's fields as keywords, with its lowerings::
+
+        spdnn.register_op("swish", inputs=("x",), outputs=("y",), infer=same_shape,
+                          flops=..., doc="x * sigmoid(x)",
+                          torch=lambda node, in_types, out_types: Swish(),
+                          onnx=emit_swish)        # or onnx=None: torch only
+
+    ``attrs`` defaults to no attributes, ``params`` to none, ``flops`` to one per output
+    element. ``torch`` is required; ``onnx`` must be given, None declaring the op torch only
+    (exporting it to ONNX is then an ExportError naming the op).
+    """
+    if isinstance(opdef, str):
+        if not callable(torch):
+            raise ValueError(f"register_op({opdef!r}): give torch=, a function (node, in_types, "
+                             "out_types) -> torch.nn.Module")
+        if onnx is _MISSING or (onnx is not None and not callable(onnx)):
+            raise ValueError(f"register_op({opdef!r}): give onnx=, an emitter function, or onnx=None "
+                             "to declare the op torch only")
+        fields.setdefault("attrs", NoOpAttrs)
+        opdef = OpDef(opdef, lowerings={"torch": torch, "onnx": onnx}, **fields)
+    elif torch is not None or onnx is not _MISSING or fields:
+        raise ValueError("register_op(OpDef) takes no other arguments; put them in the OpDef")
+    if not isinstance(opdef.name, str) or not opdef.name.isidentifier():
+        raise ValueError(f"op name {opdef.name!r} must be a snake_case identifier")
     if opdef.name in _REGISTRY:
         raise ValueError(f"op {opdef.name!r} is already registered")
     _REGISTRY[opdef.name] = opdef
@@ -215,6 +261,8 @@ def get_op(name: str) -> OpDef:
     Raises:
         UnknownOpError: with up to three close matches as suggestions.
     """
+    if name not in _REGISTRY:
+        _load_plugins()
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -222,8 +270,15 @@ def get_op(name: str) -> OpDef:
 
 
 def all_ops() -> dict[str, OpDef]:
-    """All registered ops, by name (a copy)."""
+    """All registered ops, by name (a copy), installed plugins' included."""
+    _load_plugins()
     return dict(_REGISTRY)
+
+
+def _load_plugins() -> None:
+    from spdnn.plugins import load_plugins
+
+    load_plugins()
 
 
 def suggest(word: str, choices: Sequence[str] | dict[str, Any], n: int = 3) -> list[str]:

@@ -1,25 +1,28 @@
-"""Compiler passes, by name: ``spdnn.run_passes(graph, "infer-shapes")``."""
+"""Compiler passes, by name: ``spdnn.run_passes(graph, [("insert-dropout", {"p": 0.2}), "infer-shapes"])``.
 
-from spdnn.errors import SpdnnError
-from spdnn.ops.base import suggest
+``spdnn passes`` lists them; :mod:`spdnn.passes.registry` says how pipelines are written and
+:mod:`spdnn.passes.options` how options are validated.
+"""
+
 from spdnn.passes.base import Pass, PassManager, PassResult
 from spdnn.passes.infer_shapes import InferShapesPass, infer_shapes
+from spdnn.passes.insert_dropout import InsertDropoutPass, insert_dropout
+from spdnn.passes.options import OneOrMore, OptionInfo, PassOptionsError, option_infos
+from spdnn.passes.registry import (
+    PASSES,
+    PipelineEntry,
+    get_pass,
+    make_pipeline,
+    parse_pipeline_text,
+    register_pass,
+    run_pipeline,
+)
 
 __all__ = [
-    "PASSES", "InferShapesPass", "Pass", "PassManager", "PassResult", "get_pass", "infer_shapes",
+    "PASSES", "InferShapesPass", "InsertDropoutPass", "OneOrMore", "OptionInfo", "Pass", "PassManager",
+    "PassOptionsError", "PassResult", "PipelineEntry", "get_pass", "infer_shapes", "insert_dropout",
+    "make_pipeline", "option_infos", "parse_pipeline_text", "register_pass", "run_pipeline",
 ]
 
-#: Every pass, by its CLI name.
-PASSES: dict[str, type[Pass]] = {
-    InferShapesPass.name: InferShapesPass,
-}
-
-
-def get_pass(name: str) -> Pass:
-    """Instantiate a pass by name, suggesting close names for a typo."""
-    try:
-        return PASSES[name]()
-    except KeyError:
-        hint = suggest(name, PASSES)
-        more = f" (did you mean {hint[0]!r}?)" if hint else ""
-        raise SpdnnError(f"unknown pass {name!r}{more}; known: {', '.join(sorted(PASSES))}") from None
+register_pass(InferShapesPass)
+register_pass(InsertDropoutPass)

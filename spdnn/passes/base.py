@@ -1,17 +1,21 @@
 """Pass infrastructure: the ``Pass`` contract and the ``PassManager``.
 
-A pass is a frozen dataclass with a kebab-case ``name``. ``run(graph)`` calls ``requires``
-(preconditions), ``call`` (the work, in place) and ``ensures`` (postconditions) and returns a
-:class:`PassResult` saying whether anything changed. Valid IR in, valid IR out.
+A pass is a frozen dataclass with a kebab-case ``name``; its fields are its options (typed and
+validated as :mod:`spdnn.passes.options` says, also when the pass is constructed directly).
+``run(graph)`` calls ``requires`` (preconditions), ``call`` (the work, in place) and ``ensures``
+(postconditions) and returns a :class:`PassResult` saying whether anything changed. Valid IR in,
+valid IR out.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar
 
 from spdnn.errors import PassError, SpdnnError
 from spdnn.ir.graph import Graph
+from spdnn.passes.options import validate_options
 
 __all__ = ["Pass", "PassResult", "PassManager"]
 
@@ -29,6 +33,13 @@ class Pass:
     """Base class of every compiler pass."""
 
     name: ClassVar[str] = "pass"
+
+    def __post_init__(self) -> None:
+        """Validate the options (the fields) exactly as a spec's ``passes:`` or ``--pass`` are."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
+        if values:
+            for key, value in validate_options(type(self), self.name, values).items():
+                object.__setattr__(self, key, value)
 
     def requires(self, graph: Graph) -> None:
         """Check preconditions; raise an SpdnnError if they do not hold."""
