@@ -27,4 +27,7 @@ def test_issue_ops_are_registered():
         "dropout", "gaussian_noise", "relu", "leaky_relu", "elu", "tanh", "sigmoid", "softmax",
         "identity", "max_pool2d", "max_unpool2d", "avg_pool2d", "adaptive_avg_pool2d", "upsample",
         "repeat_unpool", "concat", "add", "mul", "pad",
+        # the papers' building blocks (issue 11)
+        "dynamic_conv2d", "sample_conv2d", "haar_pool", "haar_unpool", "log_filter_bank",
+        "minibatch_discrimination", "repeat_code", "wct",
     }
