@@ -20,6 +20,7 @@ that won, the versions dropped and why.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
@@ -35,9 +36,12 @@ T = TypeVar("T")
 
 def vote(items: Sequence[T], key: Callable[[T], Hashable], name: Callable[[T], tuple]) -> tuple[T, int]:
     """The item whose key most items share, ties to the smallest ``name``; and that key's count."""
-    counts = Counter(key(i) for i in items)
-    best = min(items, key=lambda i: (-counts[key(i)], name(i)))
-    return best, counts[key(best)]
+    keys = [key(i) for i in items]
+    counts = Counter(keys)
+    if len(counts) == 1:
+        return min(items, key=name), len(items)
+    best = min(range(len(items)), key=lambda j: (-counts[keys[j]], name(items[j])))
+    return items[best], counts[keys[best]]
 
 
 def winning_member(members: Sequence[Member]) -> Member:
@@ -62,7 +66,7 @@ def _member_name(m: Member) -> tuple:
 
 
 def _transitions_key(source: tuple[str, tuple[Op, ...]]) -> tuple:
-    return tuple(op.signature() for op in source[1])
+    return tuple((op.op, op.attrs) for op in source[1])
 
 
 @dataclass(frozen=True)
@@ -135,7 +139,9 @@ def _layer_decisions(n: str, members: Sequence[Member]) -> list[Decision]:
     out: list[Decision] = []
     keys = sorted({k for m in members if m.op for k, _ in m.op.geometry()})
     for key in keys:
-        out += _decide(n, key, members, lambda m, key=key: dict(m.op.geometry()).get(key, "-"), winner, str)
+        def value(m: Member, key=key) -> str:
+            return json.dumps(dict(m.op.geometry()).get(key, "-"), default=str)
+        out += _decide(n, key, members, value, winner, str)
     for aspect in (*_TAIL_ASPECTS, "activation"):
         def value(m: Member, aspect=aspect) -> str:
             ops = [op.describe() for op in m.tail if _tail_aspect(op) == aspect]

@@ -61,13 +61,12 @@ class Op:
             object.__setattr__(self, "_signature", cached)
         return cached
 
-    def geometry(self) -> tuple[tuple[str, str], ...]:
+    def geometry(self) -> tuple[tuple[str, Any], ...]:
         """The attributes that are not a width (``in_*``/``out_*`` channels and features): what
         members of one merged layer may disagree on (stride, padding, dilation, groups, bias)."""
         cached = self.__dict__.get("_geometry")
         if cached is None:
-            attrs = self.attrs.model_dump(mode="json")
-            cached = tuple((k, json.dumps(v)) for k, v in sorted(attrs.items()) if k not in _WIDTH_KEYS)
+            cached = tuple((k, v) for k, v in vars(self.attrs).items() if k not in _WIDTH_KEYS)
             object.__setattr__(self, "_geometry", cached)
         return cached
 
@@ -94,7 +93,7 @@ class Member:
 
     def variant(self) -> tuple:
         """What a merged layer keeps of one member: layer geometry and tail ops."""
-        return (self.op.geometry() if self.op else (), tuple(op.signature() for op in self.tail))
+        return (self.op.geometry() if self.op else (), tuple((op.op, op.attrs) for op in self.tail))
 
     def __str__(self) -> str:
         return f"{self.parent}.{self.layer}"
