@@ -21,8 +21,8 @@ def conv(cin, cout, k, bias=True):
     return cin * cout * k * k + (cout if bias else 0)
 
 
-def fc(fin, fout):
-    return fin * fout + fout
+def fc(fin, fout, bias=True):
+    return fin * fout + (fout if bias else 0)
 
 
 
@@ -30,12 +30,15 @@ def fc(fin, fout):
 EXPECTED = {
     # seed 000 Table 4: conv 5x5 1->5, conv 5x5 5->5, FC 4*4*5 -> 10
     "mnist_baseline": (conv(1, 5, 5) + conv(5, 5, 5) + fc(80, 10), {"logits": (10,)}),
-    # thesis App. H Table 1: Dense 10->1024, BN, Dense 1024->128*7*7, BN, Deconv 128->64, BN, Deconv 64->1
-    "generator": (fc(10, 1024) + 2 * 1024 + fc(1024, 6272) + 2 * 6272 + conv(128, 64, 5) + 2 * 64
-                  + conv(64, 1, 5), {"image": (1, 28, 28)}),
-    # App. H Table 2: Conv 1->64, BN, Conv 64->128, BN, Dense 128*7*7->1024, Dense 1024->1
-    "discriminator": (conv(1, 64, 5) + 2 * 64 + conv(64, 128, 5) + 2 * 128 + fc(6272, 1024) + fc(1024, 1),
-                      {"p_real": (1,)}),
+    # thesis App. H Table 1 with the authors' Lasagne batch_norm() (specs/vacgan_mnist README decision 3):
+    # layers wrapped by BN lose their bias. Dense 10->1024, BN, Dense 1024->128*7*7, BN, Deconv 128->64, BN,
+    # Deconv 64->1 (with bias): 6,653,889
+    "generator": (fc(10, 1024, False) + 2 * 1024 + fc(1024, 6272, False) + 2 * 6272 + conv(128, 64, 5, False)
+                  + 2 * 64 + conv(64, 1, 5), {"image": (1, 28, 28)}),
+    # App. H Table 2, Lasagne: Conv 1->64, BN, Conv 64->128, BN, Dense 128*7*7->1024, BN (code only),
+    # Dense 1024->1 (with bias): 6,632,385
+    "discriminator": (conv(1, 64, 5, False) + 2 * 64 + conv(64, 128, 5, False) + 2 * 128
+                      + fc(6272, 1024, False) + 2 * 1024 + fc(1024, 1), {"p_real": (1,)}),
     # App. H Table 3 with valid 3x3 convs: 28 -> 26 -> 13 -> 11 -> 5; Dense 5*5*8 -> 1024 -> 10
     "classifier": (conv(1, 16, 3) + conv(16, 8, 3) + fc(200, 1024) + fc(1024, 10), {"class_probs": (10,)}),
     # App. A parents, width 16 (README): hidden convs without bias + BN, 1-channel output conv
@@ -154,31 +157,38 @@ class Baseline(nn.Module):
 
 
 class Generator(nn.Module):
+    """Lasagne's batch_norm(layer): no layer bias, BN (eps 1e-4) before the nonlinearity."""
+
     def __init__(self):
         super().__init__()
-        self.hidden1, self.bn1 = nn.Linear(10, 1024), nn.BatchNorm1d(1024)
-        self.hidden2, self.bn2 = nn.Linear(1024, 6272), nn.BatchNorm1d(6272)
-        self.hidden3 = nn.ConvTranspose2d(128, 64, 5, 2, 2, output_padding=1)
-        self.bn3 = nn.BatchNorm2d(64)
+        self.hidden1, self.bn1 = nn.Linear(10, 1024, bias=False), nn.BatchNorm1d(1024, eps=1e-4)
+        self.hidden2, self.bn2 = nn.Linear(1024, 6272, bias=False), nn.BatchNorm1d(6272, eps=1e-4)
+        self.hidden3 = nn.ConvTranspose2d(128, 64, 5, 2, 2, output_padding=1, bias=False)
+        self.bn3 = nn.BatchNorm2d(64, eps=1e-4)
         self.out = nn.ConvTranspose2d(64, 1, 5, 2, 2, output_padding=1)
 
     def forward(self, z):
-        x = self.bn2(torch.relu(self.hidden2(self.bn1(torch.relu(self.hidden1(z))))))
-        x = self.bn3(torch.relu(self.hidden3(x.reshape(-1, 128, 7, 7))))
+        x = torch.relu(self.bn2(self.hidden2(torch.relu(self.bn1(self.hidden1(z))))))
+        x = torch.relu(self.bn3(self.hidden3(x.reshape(-1, 128, 7, 7))))
         return torch.sigmoid(self.out(x))
 
 
 class Discriminator(nn.Module):
+    """Lasagne's batch_norm(layer) around both convs and the Dense 1024 layer."""
+
     def __init__(self):
         super().__init__()
-        self.hidden1, self.bn1 = nn.Conv2d(1, 64, 5, 2, 2), nn.BatchNorm2d(64)
-        self.hidden2, self.bn2 = nn.Conv2d(64, 128, 5, 2, 2), nn.BatchNorm2d(128)
-        self.hidden3, self.out = nn.Linear(6272, 1024), nn.Linear(1024, 1)
+        self.hidden1 = nn.Conv2d(1, 64, 5, 2, 2, bias=False)
+        self.bn1 = nn.BatchNorm2d(64, eps=1e-4)
+        self.hidden2 = nn.Conv2d(64, 128, 5, 2, 2, bias=False)
+        self.bn2 = nn.BatchNorm2d(128, eps=1e-4)
+        self.hidden3, self.bn3 = nn.Linear(6272, 1024, bias=False), nn.BatchNorm1d(1024, eps=1e-4)
+        self.out = nn.Linear(1024, 1)
 
     def forward(self, x):
         lrelu = nn.functional.leaky_relu
-        x = self.bn2(lrelu(self.hidden2(self.bn1(lrelu(self.hidden1(x), 0.2))), 0.2))
-        return torch.sigmoid(self.out(lrelu(self.hidden3(x.flatten(1)), 0.2)))
+        x = lrelu(self.bn2(self.hidden2(lrelu(self.bn1(self.hidden1(x)), 0.2))), 0.2)
+        return torch.sigmoid(self.out(lrelu(self.bn3(self.hidden3(x.flatten(1))), 0.2)))
 
 
 class Classifier(nn.Module):
