@@ -90,6 +90,9 @@ class Member:
     op: Op | None = field(default=None, compare=False, repr=False)
     tail: tuple[Op, ...] = field(default=(), compare=False, repr=False)
     in_size: tuple[int, ...] = field(default=(), compare=False, repr=False)
+    #: the parent's layer feeding this one ("" for the input) and the names of its tail nodes
+    source: str = field(default="", compare=False, repr=False)
+    tail_names: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     def variant(self) -> tuple:
         """What a merged layer keeps of one member: layer geometry and tail ops."""
@@ -105,8 +108,9 @@ class Block:
 
     Attributes:
         kind: "input", "output", or the layer letter: C (conv), T (transposed conv), F (FC).
-        layer: the layer op (conv2d/linear/...) of the first member, the template when rebuilding.
-        tail: ops after the layer (BN, activation, dropout), from the first member.
+        layer: the layer op (conv2d/linear/...) of the winning member (spdnn.merge.decisions), the
+            template when rebuilding.
+        tail: ops after the layer (BN, activation, dropout), from the winning member.
         pooling: the sticky pooling stack of the data this layer sees (innermost last; +f pooling,
             -f an unpooling with no pooling to remove).
         members: parent layers merged into this block.
@@ -379,7 +383,7 @@ def from_networks(parents: list[Graph], name: str = "merged") -> LayerGraph:
     for n in lg.layers():  # members keep their own ops (tails are complete only now)
         b = lg.block(n)
         m = b.members[0]
-        b.members = [Member(m.parent, m.layer, m.width, b.layer, b.tail, m.in_size)]
+        b.members = [Member(m.parent, m.layer, m.width, b.layer, b.tail, m.in_size, m.source, m.tail_names)]
     return lg
 
 
@@ -416,14 +420,18 @@ def _add_parent(lg: LayerGraph, parent: Graph) -> tuple[str, Edge]:
             pool = () if node.op == "linear" else apply_transitions(pooling[src], trans)
             width = getattr(node.attrs, "out_channels", None) or node.attrs.out_features
             in_size = tuple(int(d) for d in parent.type_of(preds[0]).sample_shape[1:])
+            source = "" if src == INPUT else lg.block(src).members[0].layer
             lg.add(block_id, Block(LAYER_OPS[node.op], op, (), pool,
-                                   [Member(parent.name, node.name, width, in_size=in_size)]))
+                                   [Member(parent.name, node.name, width, in_size=in_size, source=source)]))
             lg.connect(src, block_id, Edge.of(parent.name, trans))
             pooling[block_id] = pool
             owner[node.name] = (block_id, ())
         elif src != INPUT and not trans and node.op not in _TRANSITION_OPS:
             b = lg.block(src)
             b.tail = (*b.tail, op)
+            m = b.members[0]
+            b.members = [Member(m.parent, m.layer, m.width, in_size=m.in_size, source=m.source,
+                                tail_names=(*m.tail_names, node.name))]
             owner[node.name] = (src, ())
         else:
             owner[node.name] = (src, (*trans, op))

@@ -16,7 +16,7 @@ from spdnn.merge.label_input import label_from_input
 from spdnn.merge.label_output import label_from_output
 from spdnn.merge.layer_graph import LayerGraph, MergeError, format_label, from_networks
 from spdnn.merge.to_network import Align, to_network
-from spdnn.merge.widths import fit_budget, member_widths
+from spdnn.merge.widths import fit_budget, member_widths, summed_widths
 from spdnn.summary import Summary, summarize, totals
 
 __all__ = ["MergeOptions", "MergeResult", "merge_networks"]
@@ -39,6 +39,9 @@ class MergeOptions:
         head_kernel: kernel of the output head's conv when the last layers do not merge.
         output_pass: run steps 3-4 (label from the output, contract again); the thesis's S2/S3
             write-ups stop after the first contraction.
+        init_from_parents: build the network for a warm start from trained parents
+            (:mod:`spdnn.merge.warm_start`): every merged layer's width is the sum of its members'
+            widths (the layer feeding the output keeps the output width); ``budget`` is refused.
     """
 
     key: LabelKey = "paper"
@@ -47,6 +50,7 @@ class MergeOptions:
     budget: int | Literal["largest"] | None = None
     head_kernel: int = 3
     output_pass: bool = True
+    init_from_parents: bool = False
 
 
 @dataclass
@@ -192,7 +196,13 @@ def _merge(parents: list[Graph], name: str, options: MergeOptions) -> MergeResul
     else:
         stages["contracted"] = current
     stages["final"] = current
-    widths = member_widths(current, options.width_policy)
+    if options.init_from_parents:
+        if options.budget is not None:
+            raise MergeError("a parameter budget cannot be combined with init_from_parents: the warm start needs "
+                             "every member's channels (widths summed); drop one of the two")
+        widths = summed_widths(current)
+    else:
+        widths = member_widths(current, options.width_policy)
 
     def build(w: dict[str, int]) -> Graph:
         return to_network(current, w, options.align, options.head_kernel)
