@@ -4,7 +4,9 @@ Rules:
   1. All inputs are one node and all outputs are one node (the layer graph is built that way).
   2. Blocks with equal labels are merged into one block; the merged block keeps every in- and
      out-edge of its members ("while saving their connections", S2/S3); parallel edges collapse
-     into one (rule 4 of S1), keeping the first member's pooling/flatten transitions.
+     into one (rule 4 of S1). Where members disagree on what the label ignores (stride,
+     activation, ...; the kind of pooling on a collapsed edge) the majority wins, ties to the
+     alphabetically first parent (:mod:`spdnn.merge.decisions`).
   3. A merge must never create a cycle. Blocks are visited in topological order and each joins
      the first group with its label that it cannot reach and that cannot reach it; otherwise it
      starts a new group and the refusal is reported. Visiting in topological order, a block can
@@ -25,7 +27,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from spdnn.ir.naming import unique_name
-from spdnn.merge.layer_graph import INPUT, OUTPUT, Block, LayerGraph, format_label
+from spdnn.merge.decisions import winning_edge, winning_member
+from spdnn.merge.layer_graph import INPUT, OUTPUT, Block, Edge, LayerGraph, format_label
 
 __all__ = ["Contraction", "Refusal", "contract"]
 
@@ -162,7 +165,7 @@ class _Reachability:
 
 def _build(lg: LayerGraph, members: list[list[str]], group_of: dict[str, int], tag: str):
     out = LayerGraph(lg.name)
-    out.input_shape, out.output_shape, out.parents = lg.input_shape, lg.output_shape, list(lg.parents)
+    out.copy_meta(lg)
     names: list[str] = []
     taken: set[str] = set(lg.order())  # merged names must not collide with any kept node id
     for nodes in members:
@@ -173,11 +176,19 @@ def _build(lg: LayerGraph, members: list[list[str]], group_of: dict[str, int], t
             name = unique_name(f"{first.slug}_{tag}{first.label[1]}", taken)
         taken.add(name)
         names.append(name)
-        out.add(name, Block(first.kind, first.layer, first.tail, first.pooling,
-                            [m for n in nodes for m in lg.block(n).members], first.label))
-    for u, v in lg.edges():  # in insertion order of edges: the first parent's transitions win
+        if len(nodes) == 1:
+            block = Block(first.kind, first.layer, first.tail, first.pooling, list(first.members), first.label)
+        else:
+            merged = [m for n in nodes for m in lg.block(n).members]
+            winner = winning_member(merged)
+            block = Block(first.kind, winner.op, winner.tail, first.pooling, merged, first.label)
+        out.add(name, block)
+    collapsed: dict[tuple[str, str], list[Edge]] = {}
+    for u, v in lg.edges():
         gu, gv = names[group_of[u]], names[group_of[v]]
         if gu != gv:
-            out.connect(gu, gv, lg.edge(u, v))
+            collapsed.setdefault((gu, gv), []).append(lg.edge(u, v))
+    for (gu, gv), edges in collapsed.items():
+        out.connect(gu, gv, winning_edge(edges))
     return out, names
 

@@ -8,6 +8,11 @@ Rules of the translation from an IR network (thesis S1 R1-R3, S3 L3379-3382):
   3. Each parent contributes its layers; all parents share one ``input`` and one ``output`` node.
   4. Parents must be chains or DAGs of layers without joins (concat/add) and have one input and
      one output; every parent's input must have the same shape.
+  5. Parents are taken in the order of their names (not the order given), so the order on the
+     command line never changes the result: every "first" below means alphabetically first.
+  6. Each member keeps its own layer op, tail ops and input resolution, and each edge the
+     transitions of every parent edge it stands for (``Edge.sources``), so that a merge can
+     choose between them by a stated rule (:mod:`spdnn.merge.decisions`) and report the losers.
 """
 
 from __future__ import annotations
@@ -49,17 +54,49 @@ class Op:
     attrs: OpAttrs
 
     def signature(self) -> tuple[str, str]:
-        """Hashable identity of the op and its attributes."""
-        return (self.op, json.dumps(self.attrs.model_dump(mode="json"), sort_keys=True))
+        """Hashable identity of the op and its attributes (computed once)."""
+        cached = self.__dict__.get("_signature")
+        if cached is None:
+            cached = (self.op, json.dumps(self.attrs.model_dump(mode="json"), sort_keys=True))
+            object.__setattr__(self, "_signature", cached)
+        return cached
+
+    def geometry(self) -> tuple[tuple[str, Any], ...]:
+        """The attributes that are not a width (``in_*``/``out_*`` channels and features): what
+        members of one merged layer may disagree on (stride, padding, dilation, groups, bias)."""
+        cached = self.__dict__.get("_geometry")
+        if cached is None:
+            cached = tuple((k, v) for k, v in vars(self.attrs).items() if k not in _WIDTH_KEYS)
+            object.__setattr__(self, "_geometry", cached)
+        return cached
+
+    def describe(self) -> str:
+        """``max_pool2d(kernel_size=[2, 2])``: the op with its non-default attributes."""
+        attrs = self.attrs.model_dump(mode="json", exclude_defaults=True)
+        return f"{self.op}(" + ", ".join(f"{k}={v}" for k, v in attrs.items()) + ")"
+
+
+_WIDTH_KEYS = {"in_channels", "out_channels", "in_features", "out_features"}
 
 
 @dataclass(frozen=True)
 class Member:
-    """A parent layer that a block stands for."""
+    """A parent layer that a block stands for: its width, and (not part of its identity) its
+    layer op, tail ops and the spatial size of its input in its own parent."""
 
     parent: str
     layer: str
     width: int
+    op: Op | None = field(default=None, compare=False, repr=False)
+    tail: tuple[Op, ...] = field(default=(), compare=False, repr=False)
+    in_size: tuple[int, ...] = field(default=(), compare=False, repr=False)
+    #: the parent's layer feeding this one ("" for the input) and the names of its tail nodes
+    source: str = field(default="", compare=False, repr=False)
+    tail_names: tuple[str, ...] = field(default=(), compare=False, repr=False)
+
+    def variant(self) -> tuple:
+        """What a merged layer keeps of one member: layer geometry and tail ops."""
+        return (self.op.geometry() if self.op else (), tuple((op.op, op.attrs) for op in self.tail))
 
     def __str__(self) -> str:
         return f"{self.parent}.{self.layer}"
@@ -71,8 +108,9 @@ class Block:
 
     Attributes:
         kind: "input", "output", or the layer letter: C (conv), T (transposed conv), F (FC).
-        layer: the layer op (conv2d/linear/...) of the first member, the template when rebuilding.
-        tail: ops after the layer (BN, activation, dropout), from the first member.
+        layer: the layer op (conv2d/linear/...) of the winning member (spdnn.merge.decisions), the
+            template when rebuilding.
+        tail: ops after the layer (BN, activation, dropout), from the winning member.
         pooling: the sticky pooling stack of the data this layer sees (innermost last; +f pooling,
             -f an unpooling with no pooling to remove).
         members: parent layers merged into this block.
@@ -138,9 +176,18 @@ def _products(stack: tuple[int, ...]) -> tuple[int, int]:
 
 @dataclass
 class Edge:
-    """Ops between a producer block's output and a consumer block's layer."""
+    """Ops between a producer block's output and a consumer block's layer.
+
+    ``sources`` lists (parent, transitions) of every parent edge this edge stands for; ``parent``
+    is the parent whose transitions were kept (the branch's "original network")."""
 
     transitions: tuple[Op, ...] = ()
+    sources: tuple[tuple[str, tuple[Op, ...]], ...] = ()
+    parent: str = ""
+
+    @classmethod
+    def of(cls, parent: str, transitions: tuple[Op, ...]) -> Edge:
+        return cls(transitions, ((parent, transitions),), parent)
 
 
 class LayerGraph:
@@ -159,6 +206,8 @@ class LayerGraph:
         self.input_shape: tuple[int, ...] = ()
         self.output_shape: tuple[int, ...] = ()
         self.parents: list[str] = []
+        #: the pooling op each parent uses (avg_pool2d if it has one, else max_pool2d)
+        self.pool_kinds: dict[str, str] = {}
         self._order: list[str] | None = None
         self._nx: nx.DiGraph | None = None
 
@@ -244,13 +293,18 @@ class LayerGraph:
 
     def copy(self) -> LayerGraph:
         other = LayerGraph(self.name)
-        other.input_shape, other.output_shape, other.parents = self.input_shape, self.output_shape, list(self.parents)
+        other.copy_meta(self)
         for n in sorted(self._blocks, key=self._index.__getitem__):
             b = self._blocks[n]
             other.add(n, Block(b.kind, b.layer, b.tail, b.pooling, list(b.members), b.label))
         for u, v in self.edges():
             other.connect(u, v, self._succ[u][v])
         return other
+
+    def copy_meta(self, other: LayerGraph) -> None:
+        """Take the shapes, parents and pooling kinds of ``other``."""
+        self.input_shape, self.output_shape, self.parents = other.input_shape, other.output_shape, list(other.parents)
+        self.pool_kinds = dict(other.pool_kinds)
 
     def structure(self) -> dict[str, Any]:
         """A plain description for tests and reports: nodes with labels and members, edges."""
@@ -309,7 +363,9 @@ def apply_transitions(pooling: tuple[int, ...], transitions: tuple[Op, ...]) -> 
 
 
 def from_networks(parents: list[Graph], name: str = "merged") -> LayerGraph:
-    """Translate parent networks into one layer graph sharing a single input and output."""
+    """Translate parent networks, in the order of their names, into one layer graph sharing a
+    single input and output."""
+    parents = sorted(parents, key=lambda p: p.name)
     if len(parents) < 2:
         raise MergeError("SPDNN merging needs at least two parent networks")
     lg = LayerGraph(name)
@@ -324,6 +380,10 @@ def from_networks(parents: list[Graph], name: str = "merged") -> LayerGraph:
     for last, edge in lasts:
         lg.connect(last, OUTPUT, edge)
     lg.parents = [p.name for p in parents]
+    for n in lg.layers():  # members keep their own ops (tails are complete only now)
+        b = lg.block(n)
+        m = b.members[0]
+        b.members = [Member(m.parent, m.layer, m.width, b.layer, b.tail, m.in_size, m.source, m.tail_names)]
     return lg
 
 
@@ -342,6 +402,7 @@ def _add_parent(lg: LayerGraph, parent: Graph) -> tuple[str, Edge]:
         raise MergeError(f"parent {parent.name!r} outputs {out_shape}, the others {lg.output_shape}; "
                          "parents must produce the same output")
     lg.input_shape, lg.output_shape = in_shape, out_shape
+    lg.pool_kinds[parent.name] = "avg_pool2d" if parent.nodes("avg_pool2d") else "max_pool2d"
     # owner[value node] = (block id or INPUT, transitions since that block)
     owner: dict[str, tuple[str, tuple[Op, ...]]] = {ins[0].name: (INPUT, ())}
     pooling: dict[str, tuple[int, ...]] = {INPUT: ()}
@@ -358,17 +419,23 @@ def _add_parent(lg: LayerGraph, parent: Graph) -> tuple[str, Edge]:
             block_id = f"{parent.name}__{node.name}"
             pool = () if node.op == "linear" else apply_transitions(pooling[src], trans)
             width = getattr(node.attrs, "out_channels", None) or node.attrs.out_features
-            lg.add(block_id, Block(LAYER_OPS[node.op], op, (), pool, [Member(parent.name, node.name, width)]))
-            lg.connect(src, block_id, Edge(trans))
+            in_size = tuple(int(d) for d in parent.type_of(preds[0]).sample_shape[1:])
+            source = "" if src == INPUT else lg.block(src).members[0].layer
+            lg.add(block_id, Block(LAYER_OPS[node.op], op, (), pool,
+                                   [Member(parent.name, node.name, width, in_size=in_size, source=source)]))
+            lg.connect(src, block_id, Edge.of(parent.name, trans))
             pooling[block_id] = pool
             owner[node.name] = (block_id, ())
         elif src != INPUT and not trans and node.op not in _TRANSITION_OPS:
             b = lg.block(src)
             b.tail = (*b.tail, op)
+            m = b.members[0]
+            b.members = [Member(m.parent, m.layer, m.width, in_size=m.in_size, source=m.source,
+                                tail_names=(*m.tail_names, node.name))]
             owner[node.name] = (src, ())
         else:
             owner[node.name] = (src, (*trans, op))
     src, trans = owner[parent.inputs_of(outs[0].name)[0].node]
     if src == INPUT:
         raise MergeError(f"parent {parent.name!r} has no conv or fully connected layer")
-    return src, Edge(trans)
+    return src, Edge.of(parent.name, trans)

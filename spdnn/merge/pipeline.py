@@ -11,11 +11,12 @@ from typing import Any, Literal
 
 from spdnn.ir.graph import Graph
 from spdnn.merge.contract import Contraction, LabelKey, contract
+from spdnn.merge.decisions import RULE, Decision, decisions
 from spdnn.merge.label_input import label_from_input
 from spdnn.merge.label_output import label_from_output
 from spdnn.merge.layer_graph import LayerGraph, MergeError, format_label, from_networks
 from spdnn.merge.to_network import Align, to_network
-from spdnn.merge.widths import fit_budget, member_widths
+from spdnn.merge.widths import fit_budget, member_widths, summed_widths
 from spdnn.summary import Summary, summarize, totals
 
 __all__ = ["MergeOptions", "MergeResult", "merge_networks"]
@@ -28,20 +29,28 @@ class MergeOptions:
     Attributes:
         key: "paper" merges on the thesis's label (kernel/width, pooling, distance); "extended" also
             requires equal stride, padding, dilation, groups, normalisation and activation.
-        align: how concatenated tensors of different resolutions are aligned ("pool" or "unpool").
+        align: how concatenated tensors of different resolutions are aligned: "auto" (default)
+            brings every branch to the resolution the merged layer's members saw in their parents
+            (majority, ties to the alphabetically first parent), pooling it with its own parent's
+            pooling op or repeat-unpooling it; "pool" / "unpool" override that with the smallest /
+            largest resolution for every concatenation.
         width_policy: "max", "min" or "mean" of the members' widths.
         budget: None, a parameter count, or "largest" (the largest parent's count).
         head_kernel: kernel of the output head's conv when the last layers do not merge.
         output_pass: run steps 3-4 (label from the output, contract again); the thesis's S2/S3
             write-ups stop after the first contraction.
+        init_from_parents: build the network for a warm start from trained parents
+            (:mod:`spdnn.merge.warm_start`): every merged layer's width is the sum of its members'
+            widths (the layer feeding the output keeps the output width); ``budget`` is refused.
     """
 
     key: LabelKey = "paper"
-    align: Align = "pool"
+    align: Align = "auto"
     width_policy: str = "max"
     budget: int | Literal["largest"] | None = None
     head_kernel: int = 3
     output_pass: bool = True
+    init_from_parents: bool = False
 
 
 @dataclass
@@ -61,8 +70,25 @@ class MergeResult:
     def final(self) -> LayerGraph:
         return self.stages["final"]
 
+    def decisions(self) -> list[Decision]:
+        """Every merge that dropped information (see :mod:`spdnn.merge.decisions`)."""
+        return decisions(self.final)
+
+    def warnings(self) -> list[str]:
+        """Console lines: one per merge that dropped information, and one when the merged
+        network is larger than its parents together."""
+        lines = [f"warning: {d.line()}" for d in self.decisions()]
+        params = self.report()["reduction_percent"]["params"]
+        if params < 0:
+            lines.append(f"warning: the merged network has {-params}% more parameters than its parents together")
+        return lines
+
     def report(self) -> dict[str, Any]:
-        """Merged nodes with labels and origins; parameter and FLOP counts with the reduction."""
+        """Merged nodes with labels and origins; parameter and FLOP counts with the reduction.
+
+        ``reduction_percent`` is ``100 * (1 - merged / sum of parents)``: positive when the merged
+        network is smaller ("N% fewer"), negative when it is larger ("N% more"). ``decisions``
+        lists every merge that dropped information, with the member that won and the rule."""
         parents = {name: {"params": p, "flops": f} for name, (p, f) in self.parent_totals.items()}
         total_p = sum(p["params"] for p in parents.values())
         total_f = sum(p["flops"] for p in parents.values())
@@ -78,6 +104,8 @@ class MergeResult:
                 for n in final.layers()
             ],
             "refused_merges": [str(r) for c in self.contractions for r in c.refused],
+            "decision_rule": RULE,
+            "decisions": [d.to_dict() for d in self.decisions()],
             "parents": parents,
             "sum_of_parents": {"params": total_p, "flops": total_f},
             "merged": merged,
@@ -108,10 +136,18 @@ class MergeResult:
         lines.append(f"| sum of parents | {r['sum_of_parents']['params']:,} | {r['sum_of_parents']['flops']:,} |")
         lines.append(f"| **merged** | **{r['merged']['params']:,}** | **{r['merged']['flops']:,}** |")
         red = r["reduction_percent"]
-        lines += ["", f"Reduction against the sum of parents: {red['params']}% parameters, {red['flops']}% FLOPs."]
+        lines += ["", f"Against the sum of parents: {_change(red['params'])} parameters, "
+                      f"{_change(red['flops'])} FLOPs."]
+        lines += ["", f"Merges that dropped information (rule: {r['decision_rule']}):"]
+        lines += [f"- {d.line()}" for d in self.decisions()] or ["- none"]
         if r["refused_merges"]:
             lines += ["", "Refused merges (they would have made a cycle):", *(f"- {x}" for x in r["refused_merges"])]
         return "\n".join(lines) + "\n"
+
+
+def _change(reduction: float) -> str:
+    """``12.5% fewer`` / ``3.1% more`` from a reduction percentage."""
+    return f"{reduction}% fewer" if reduction >= 0 else f"{-reduction}% more"
 
 
 def merge_networks(parents: list[Graph], name: str = "merged", options: MergeOptions | None = None) -> MergeResult:
@@ -160,12 +196,18 @@ def _merge(parents: list[Graph], name: str, options: MergeOptions) -> MergeResul
     else:
         stages["contracted"] = current
     stages["final"] = current
-    widths = member_widths(current, options.width_policy)
+    if options.init_from_parents:
+        if options.budget is not None:
+            raise MergeError("a parameter budget cannot be combined with init_from_parents: the warm start needs "
+                             "every member's channels (widths summed); drop one of the two")
+        widths = summed_widths(current)
+    else:
+        widths = member_widths(current, options.width_policy)
 
     def build(w: dict[str, int]) -> Graph:
         return to_network(current, w, options.align, options.head_kernel)
 
-    parent_totals = {p.name: totals(p) for p in parents}
+    parent_totals = {p.name: totals(p) for p in sorted(parents, key=lambda p: p.name)}
     budget = options.budget
     if budget == "largest":
         budget = max(p for p, _ in parent_totals.values())
@@ -174,6 +216,6 @@ def _merge(parents: list[Graph], name: str, options: MergeOptions) -> MergeResul
             raise MergeError(f"budget must be a positive parameter count or 'largest', got {budget!r}")
         widths, _ = fit_budget(current, widths, budget, lambda w: totals(build(w))[0])
     graph = build(widths)
-    graph.meta["spdnn_merge"] = {"parents": [p.name for p in parents]}
+    graph.meta["spdnn_merge"] = {"parents": sorted(p.name for p in parents)}
     return MergeResult(graph, parents, stages, contractions, widths, options, parent_totals,
                        summarize(graph))

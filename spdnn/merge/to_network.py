@@ -7,9 +7,15 @@ Rules:
      edge ("the pooling quality will be recalled from the original network", S3 L3433-3438).
   3. A block with several predecessors concatenates them on the channel axis (S2 L2050-2053); a
      fully connected block flattens 4-D inputs and concatenates features.
-  4. Concatenated 4-D tensors of different resolutions are aligned first (App. B, L2585-2589):
-     ``align="pool"`` max-pools the larger ones down to the smallest, ``align="unpool"``
-     repeat-value unpools the smaller ones up to the largest (value repeating, L2617-2624).
+  4. Concatenated 4-D tensors of different resolutions are aligned first (App. B, L2585-2589).
+     ``align="auto"`` (default) decides per incoming branch, "with the pooling qualities taken
+     from their original networks" (L3446-3448): the target is the resolution the merged layer's
+     members saw in their own parents (majority, ties to the alphabetically first parent; for
+     the output head the parents' output resolution); a larger branch is pooled down with the
+     pooling op of the parent it comes from (avg_pool2d if that parent averages, else
+     max_pool2d), a smaller one is repeat-value unpooled up (L2617-2624). So one concatenation
+     may pool some branches and unpool others. ``align="pool"`` / ``"unpool"`` override this:
+     every branch is max-pooled down to the smallest / unpooled up to the largest resolution.
      Resolutions must differ by an integer factor.
   5. When several blocks feed the output (the parents' last layers did not merge), their final
      activation (sigmoid, softmax, tanh) moves into an output head: concatenation, then one
@@ -22,18 +28,20 @@ Rules:
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from spdnn.ir import meta as M
 from spdnn.ir.graph import Graph, Value
 from spdnn.ir.types import TensorType
+from spdnn.merge.decisions import resolution_member
 from spdnn.merge.layer_graph import INPUT, OUTPUT, Block, LayerGraph, MergeError, Op, format_label
 from spdnn.passes.infer_shapes import infer_node
 
 __all__ = ["to_network", "FINAL_ACTIVATIONS"]
 
 FINAL_ACTIVATIONS = {"sigmoid", "softmax", "tanh"}
-Align = Literal["pool", "unpool"]
+Align = Literal["auto", "pool", "unpool"]
+ALIGNS = ("auto", "pool", "unpool")
 
 
 class _Builder:
@@ -52,9 +60,11 @@ class _Builder:
         return self.g.type_of(v)
 
 
-def to_network(lg: LayerGraph, widths: dict[str, int] | None = None, align: Align = "pool",
+def to_network(lg: LayerGraph, widths: dict[str, int] | None = None, align: Align = "auto",
                head_kernel: int = 3) -> Graph:
     """Build the IR graph of ``lg``; raise MergeError when shapes cannot be reconciled."""
+    if align not in ALIGNS:
+        raise MergeError(f"unknown alignment {align!r}; choose one of {', '.join(ALIGNS)}")
     widths = widths or {}
     b = _Builder(lg.name)
     values: dict[str, Value] = {INPUT: b.add("input", "input", {"shape": list(lg.input_shape)}, [])}
@@ -63,8 +73,10 @@ def to_network(lg: LayerGraph, widths: dict[str, int] | None = None, align: Alig
     head_ops = _head_ops(lg, out_preds) if len(out_preds) > 1 else ()
     for n in lg.layers():
         block = lg.block(n)
-        ins = [_through_edge(b, lg, p, n, values, after_edge) for p in lg.predecessors(n)]
-        x = _join(b, n, ins, block.kind == "F", align)
+        preds = lg.predecessors(n)
+        ins = [_Branch(_through_edge(b, lg, p, n, values, after_edge), _pool_kind(lg, p, n)) for p in preds]
+        target = resolution_member(block.members).in_size if len(preds) > 1 else ()
+        x = _join(b, n, ins, block.kind == "F", align, target)
         attrs = _layer_attrs(block, widths.get(n))
         x = b.add(n, block.layer.op, attrs, [x])
         made = [x.node]
@@ -76,9 +88,10 @@ def to_network(lg: LayerGraph, widths: dict[str, int] | None = None, align: Alig
             b.g.meta_of(name).update({M.MERGED_FROM: [str(m) for m in block.members],
                                       M.SPDNN_LABEL: format_label(block.label)})
         values[n] = x
-    finals = [_through_edge(b, lg, p, OUTPUT, values, after_edge) for p in out_preds]
+    finals = [_Branch(_through_edge(b, lg, p, OUTPUT, values, after_edge), _pool_kind(lg, p, OUTPUT))
+              for p in out_preds]
     if len(finals) == 1:
-        y = finals[0]
+        y = finals[0].value
     else:
         y = _head(b, lg, finals, head_ops, align, head_kernel)
     got = b.type(y).sample_shape
@@ -116,37 +129,54 @@ def _transition_attrs(op: Op) -> Any:
     return op.attrs
 
 
-def _align(b: _Builder, base: str, ins: list[Value], align: Align) -> list[Value]:
-    sizes = [tuple(int(d) for d in b.type(v).shape[2:]) for v in ins]
-    target = min(sizes) if align == "pool" else max(sizes)
-    out = []
-    for v, size in zip(ins, sizes, strict=True):
-        if size == target:
-            out.append(v)
-            continue
-        big, small = (size, target) if align == "pool" else (target, size)
-        fh, fw = big[0] // small[0], big[1] // small[1]
-        if (small[0] * fh, small[1] * fw) != big:
-            raise MergeError(f"cannot align {size[0]}x{size[1]} with {target[0]}x{target[1]} at {base!r}: "
-                             "resolutions must differ by an integer factor")
-        if align == "pool":
-            out.append(b.add(f"{base}_align", "max_pool2d", {"kernel_size": [fh, fw]}, [v]))
-        else:
-            out.append(b.add(f"{base}_align", "repeat_unpool", {"factor": [fh, fw]}, [v]))
-    return out
+class _Branch(NamedTuple):
+    """A concatenation input and the pooling op of the parent it comes from."""
+
+    value: Value
+    pool_kind: str
 
 
-def _join(b: _Builder, base: str, ins: list[Value], flat: bool, align: Align) -> Value:
+def _pool_kind(lg: LayerGraph, u: str, v: str) -> str:
+    return lg.pool_kinds.get(lg.edge(u, v).parent, "max_pool2d")
+
+
+def _align(b: _Builder, base: str, ins: list[_Branch], align: Align, target: tuple[int, ...]) -> list[Value]:
+    sizes = [tuple(int(d) for d in b.type(v.value).shape[2:]) for v in ins]
+    if align == "unpool":
+        target = max(sizes)
+    elif align == "pool" or not target:
+        target = min(sizes)
+    return [_resample(b, base, branch, size, tuple(target)) for branch, size in zip(ins, sizes, strict=True)]
+
+
+def _resample(b: _Builder, base: str, branch: _Branch, size: tuple[int, ...], target: tuple[int, ...]) -> Value:
+    """``branch`` brought from ``size`` to ``target`` by pooling or repeat-unpooling."""
+    if size == target:
+        return branch.value
+    down = all(s >= t for s, t in zip(size, target, strict=True))
+    big, small = (size, target) if down else (target, size)
+    fh, fw = big[0] // small[0], big[1] // small[1]
+    if (small[0] * fh, small[1] * fw) != big:
+        raise MergeError(f"cannot align {size[0]}x{size[1]} with {target[0]}x{target[1]} at {base!r}: "
+                         "resolutions must differ by an integer factor")
+    if down:
+        return b.add(f"{base}_align", branch.pool_kind, {"kernel_size": [fh, fw]}, [branch.value])
+    return b.add(f"{base}_align", "repeat_unpool", {"factor": [fh, fw]}, [branch.value])
+
+
+def _join(b: _Builder, base: str, ins: list[_Branch], flat: bool, align: Align,
+          target: tuple[int, ...] = ()) -> Value:
     if len(ins) == 1:
-        return ins[0]
-    ranks = {b.type(v).rank for v in ins}
+        return ins[0].value
+    ranks = {b.type(v.value).rank for v in ins}
     if flat:
-        ins = [v if b.type(v).rank == 2 else b.add(f"{base}_flatten", "flatten", {}, [v]) for v in ins]
+        values = [v.value if b.type(v.value).rank == 2 else b.add(f"{base}_flatten", "flatten", {}, [v.value])
+                  for v in ins]
     elif ranks != {4}:
         raise MergeError(f"cannot concatenate inputs of ranks {sorted(ranks)} before conv block {base!r}")
     else:
-        ins = _align(b, base, ins, align)
-    return b.add(f"{base}_concat", "concat", {"axis": 1}, ins)
+        values = _align(b, base, ins, align, target if len(target) == 2 else ())
+    return b.add(f"{base}_concat", "concat", {"axis": 1}, values)
 
 
 def _head_ops(lg: LayerGraph, preds: list[str]) -> tuple[Op, ...]:
@@ -157,9 +187,9 @@ def _head_ops(lg: LayerGraph, preds: list[str]) -> tuple[Op, ...]:
     return ()
 
 
-def _head(b: _Builder, lg: LayerGraph, finals: list[Value], head_ops, align: Align, kernel: int) -> Value:
+def _head(b: _Builder, lg: LayerGraph, finals: list[_Branch], head_ops, align: Align, kernel: int) -> Value:
     shape = tuple(lg.output_shape)
-    x = _join(b, "head", finals, len(shape) == 1, align)
+    x = _join(b, "head", finals, len(shape) == 1, align, shape[1:])
     if len(shape) == 1:
         x = b.add("head", "linear", {"out_features": shape[0]}, [x])
     else:
