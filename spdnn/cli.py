@@ -82,15 +82,20 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--label-key", choices=["paper", "extended"], default="paper",
                    help="merge on the thesis's label (kernel/width, pooling, distance; default) or also "
                    "require equal stride, padding, normalisation and activation (extended)")
-    m.add_argument("--align", choices=["pool", "unpool"], default="pool",
-                   help="align concatenated resolutions by pooling the larger (default) or "
-                   "repeat-value unpooling the smaller")
+    m.add_argument("--align", choices=["auto", "pool", "unpool"], default="auto",
+                   help="at a concatenation, bring each branch to the resolution its members had in their "
+                   "own parents (auto, default: thesis L3446-3448), or force pooling the larger / "
+                   "repeat-value unpooling the smaller everywhere")
     m.add_argument("--width-policy", choices=["max", "min", "mean"], default="max",
                    help="width of a merged layer from its members' widths (default max)")
     m.add_argument("--budget", type=_budget, default=None, metavar="N|largest",
                    help="rescale widths so the merged network has N parameters (within 2%%), or as many "
                    "as the largest parent")
     m.add_argument("--head-kernel", type=_positive_int, default=3, help="kernel of the output head conv (default 3)")
+    m.add_argument("--init-from-parents", action="store_true",
+                   help="warm start from the parents' trained weights (.onnx parents, or <spec>.pt beside a "
+                   "YAML parent): merged layers hold every member's channels, block-diagonal, so the merged "
+                   "network starts as the average of the parents' logits (not with --budget)")
     m.add_argument("--no-output-pass", action="store_true",
                    help="stop after the first contraction (the thesis's App. A/B write-ups)")
     add_pass_arguments(c)
@@ -188,6 +193,10 @@ class _Console:
         if not self.quiet:
             print(text)
 
+    def warn(self, text: str) -> None:
+        if not self.quiet:
+            print(text, file=sys.stderr)
+
     def detail(self, text: str) -> None:
         if self.verbose:
             print(text)
@@ -205,7 +214,7 @@ def _cmd_compile(args, console: _Console) -> int:
         name = args.name or default_name(args.inputs, "merged")
         options = MergeOptions(key=args.label_key, align=args.align, width_policy=args.width_policy,
                                budget=args.budget, head_kernel=args.head_kernel,
-                               output_pass=not args.no_output_pass)
+                               output_pass=not args.no_output_pass, init_from_parents=args.init_from_parents)
         model, result = merge_specs(args.inputs, name, options, seed=args.seed, opset=args.opset,
                                     picture=args.picture, passes=passes)
         models = [model]
@@ -213,6 +222,8 @@ def _cmd_compile(args, console: _Console) -> int:
         change = f"{red}% fewer" if red >= 0 else f"{-red}% more"
         console.say(f"merged {len(args.inputs)} parents into {name}: {len(result.stages['parents'].layers())} "
                     f"layers became {len(result.final.layers())} ({change} parameters than the parents together)")
+        for decision in result.decisions():
+            console.warn(f"warning: {decision.line()}")
     else:
         models = compile_specs(args.inputs, seed=args.seed, opset=args.opset, picture=args.picture, passes=passes)
         name = models[0].graph.name if len(models) == 1 else default_name(args.inputs, "models")

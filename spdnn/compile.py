@@ -151,6 +151,10 @@ def merge_specs(paths: Iterable[str | Path], name: str, options: MergeOptions | 
         raise SpdnnError(f"merged model name {name!r} must be an identifier (letters, digits, _)")
     parents = _with_passes(load_all(paths), passes)
     result = merge_networks(parents, name, options)
+    if options is not None and options.init_from_parents:
+        from spdnn.merge.warm_start import warm_start_weights
+
+        result.graph.meta["weights"] = warm_start_weights(result, {g.name: _trained_weights(g) for g in parents})
     model = compile_graph(result.graph, seed, opset, picture)
     model.notes = [note for g in parents for note in g.meta.get("notes", [])]
     model.files["merge_report.json"] = (json.dumps(result.report(), indent=2) + "\n").encode()
@@ -160,6 +164,21 @@ def merge_specs(paths: Iterable[str | Path], name: str, options: MergeOptions | 
         model.files[f"{name}.stage{i}_{stage}.dot"] = stage_dot(lg, title).encode()
         model.files[f"{name}.stage{i}_{stage}.mmd"] = stage_mermaid(lg, title).encode()
     return model, result
+
+
+def _trained_weights(graph: Graph) -> dict:
+    """A parent's trained weights: an ONNX parent's initializers, or ``<spec>.pt`` beside a
+    YAML spec (the state dict ``spdnn compile`` or ``spdnn train`` writes)."""
+    if graph.meta.get("weights"):
+        return graph.meta["weights"]
+    spec = graph.meta.get("file")
+    state = Path(spec).with_suffix(".pt") if spec else None
+    if state is None or not state.is_file():
+        raise SpdnnError(f"parent {graph.name!r} has no trained weights: give it as an .onnx model, or put its "
+                         f"state dict beside the spec as {state or '<spec>.pt'}")
+    from spdnn.backends.torch_exporter import read_state_dict
+
+    return read_state_dict(state)
 
 
 _STAGE_TITLES = {

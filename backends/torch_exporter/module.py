@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import io
 import operator
+from pathlib import Path
 
 import torch
 from torch import fx, nn
@@ -34,7 +35,7 @@ from spdnn.passes.infer_shapes import infer_shapes
 
 from .lowerings import BOUNDARY_OPS, LOWERINGS, UNSUPPORTED, lower
 
-__all__ = ["InputShapeError", "SpdnnModule", "build_torch_module", "check_input", "load_weights",
+__all__ = ["InputShapeError", "SpdnnModule", "build_torch_module", "check_input", "load_weights", "read_state_dict",
            "state_dict_bytes"]
 
 
@@ -209,6 +210,22 @@ def state_dict_bytes(module: nn.Module) -> bytes:
     buf = io.BytesIO()
     torch.save(module.state_dict(), buf)
     return buf.getvalue()
+
+
+def read_state_dict(path: str | Path) -> dict:
+    """A state dict saved by ``spdnn compile`` or ``torch.save(module.state_dict())``, as numpy
+    arrays; loaded with ``weights_only=True`` (no code runs). SpdnnError for anything else."""
+    import numpy as np
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise SpdnnError(f"{path}: no such file") from None
+    except Exception as e:  # torch reports bad files with many exception types
+        raise SpdnnError(f"{path}: not a torch state dict ({str(e).splitlines()[0][:200]})") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise SpdnnError(f"{path}: not a state dict (a mapping of names to tensors)")
+    return {k: np.asarray(v.detach().cpu()) for k, v in state.items()}
 
 
 def load_weights(module: nn.Module, weights: dict) -> nn.Module:
