@@ -16,24 +16,21 @@ import os
 import sys
 import textwrap
 
+from spdnn import cli_args
+
 from spdnn.cli_passes import add_pass_arguments, add_passes_parser, apply_cli_passes, cmd_passes, load_cli_plugins
 from spdnn.cli_train import add_train_parsers, cmd_eval, cmd_train
 
 __all__ = ["main"]
 
-_EPILOG_FORMAT = argparse.RawDescriptionHelpFormatter
-
-
-def _examples(*lines: str) -> str:
-    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="spdnn", formatter_class=_EPILOG_FORMAT,
+        prog="spdnn", formatter_class=cli_args.FORMAT,
         description="spdnn: a graph-based network design compiler. YAML or ONNX network specs in; "
         "merged (SPDNN) networks, torch state dicts, ONNX models, reports and pictures out.",
-        epilog=_examples("spdnn compile specs/iris/*.yaml        # merge the four iris parents",
+        epilog=cli_args.examples("spdnn compile specs/iris/*.yaml        # merge the four iris parents",
                          "spdnn inspect specs/vacgan_mnist/classifier.yaml",
                          "spdnn COMMAND --help                   # options and examples of a command"))
     p.add_argument("--version", action="version", version=_version())
@@ -46,13 +43,13 @@ def _parser() -> argparse.ArgumentParser:
                       help="print more (each file written; the traceback of an internal error)")
     limits = argparse.ArgumentParser(add_help=False)
     lg = limits.add_argument_group("limits (docs/limits.md)")
-    lg.add_argument("--max-params", type=_count, default=None, metavar="N",
+    lg.add_argument("--max-params", type=cli_args.count, default=None, metavar="N",
                     help="largest parameter count of a layer or a network (default 2e9)")
-    lg.add_argument("--max-elements", type=_count, default=None, metavar="N",
+    lg.add_argument("--max-elements", type=cli_args.count, default=None, metavar="N",
                     help="largest element count of one sample of a tensor (default 2e9)")
 
     c = sub.add_parser(
-        "compile", parents=[common, limits], formatter_class=_EPILOG_FORMAT,
+        "compile", parents=[common, limits], formatter_class=cli_args.FORMAT,
         help="compile specs (several are merged into one SPDNN network)",
         description=textwrap.dedent("""\
             Compile specs into DIR: <name>.pt (state dict), <name>.onnx (same weights), <name>.yaml
@@ -61,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
             merge_report.json/.md and a picture of every merge stage; --separate compiles them one
             by one instead. DIR (default out/<name>) is replaced as a whole, atomically: it never
             mixes files of two runs. A folder holding files spdnn did not write is refused."""),
-        epilog=_examples("spdnn compile specs/iris/*.yaml                      # -> out/iris/",
+        epilog=cli_args.examples("spdnn compile specs/iris/*.yaml                      # -> out/iris/",
                          "spdnn compile specs/iris/*.yaml --name iris_fcdnn --budget largest",
                          "spdnn compile specs/vacgan_mnist/classifier.yaml -o build/classifier",
                          "spdnn compile --separate specs/*/*.yaml -o out/all",
@@ -88,10 +85,10 @@ def _parser() -> argparse.ArgumentParser:
                    "repeat-value unpooling the smaller everywhere")
     m.add_argument("--width-policy", choices=["max", "min", "mean"], default="max",
                    help="width of a merged layer from its members' widths (default max)")
-    m.add_argument("--budget", type=_budget, default=None, metavar="N|largest",
+    m.add_argument("--budget", type=cli_args.budget, default=None, metavar="N|largest",
                    help="rescale widths so the merged network has N parameters (within 2%%), or as many "
                    "as the largest parent")
-    m.add_argument("--head-kernel", type=_positive_int, default=3, help="kernel of the output head conv (default 3)")
+    m.add_argument("--head-kernel", type=cli_args.positive_int, default=3, help="kernel of the output head conv (default 3)")
     m.add_argument("--init-from-parents", action="store_true",
                    help="warm start from the parents' trained weights (.onnx parents, or <spec>.pt beside a "
                    "YAML parent): merged layers hold every member's channels, block-diagonal, so the merged "
@@ -101,21 +98,21 @@ def _parser() -> argparse.ArgumentParser:
     add_pass_arguments(c)
 
     i = sub.add_parser(
-        "inspect", parents=[common, limits], formatter_class=_EPILOG_FORMAT,
+        "inspect", parents=[common, limits], formatter_class=cli_args.FORMAT,
         help="print the per-layer table of a spec or an ONNX model",
         description="Load a spec (or import an ONNX model), infer shapes and print each layer's op, "
         "output shape, parameters and FLOPs (per sample), with totals.",
-        epilog=_examples("spdnn inspect specs/dynamic_filters/mnist_baseline.yaml",
+        epilog=cli_args.examples("spdnn inspect specs/dynamic_filters/mnist_baseline.yaml",
                          "spdnn inspect model.onnx --json | jq .total_params"))
     i.add_argument("spec", metavar="SPEC", help="a YAML spec or an ONNX model")
     i.add_argument("--json", action="store_true", help="machine-readable output (exact numbers)")
 
     r = sub.add_parser(
-        "run", parents=[common], formatter_class=_EPILOG_FORMAT,
+        "run", parents=[common], formatter_class=cli_args.FORMAT,
         help="run an ONNX model in onnxruntime (CUDA when available, else CPU)",
         description="Run MODEL.onnx on inputs from .npy files (or random inputs) and print each "
         "output's shape and statistics; -o saves the outputs as .npz.",
-        epilog=_examples("spdnn run out/iris/iris.onnx --random --batch 2",
+        epilog=cli_args.examples("spdnn run out/iris/iris.onnx --random --batch 2",
                          "spdnn run model.onnx -i x.npy -o y.npz",
                          "spdnn run model.onnx -i image=x.npy -i code=c.npy"))
     r.add_argument("model", metavar="MODEL.onnx")
@@ -123,19 +120,19 @@ def _parser() -> argparse.ArgumentParser:
                    help="an input array; repeat for several inputs (positional order, or NAME=FILE)")
     r.add_argument("--random", action="store_true",
                    help="feed standard-normal random inputs of the model's shapes (see --batch, --seed)")
-    r.add_argument("--batch", type=_positive_int, default=1, help="batch size of --random inputs (default 1)")
+    r.add_argument("--batch", type=cli_args.positive_int, default=1, help="batch size of --random inputs (default 1)")
     r.add_argument("--seed", type=int, default=0, help="seed of --random inputs (default 0)")
     r.add_argument("-o", "--output", metavar="FILE.npz", help="save the outputs")
     r.add_argument("--cpu", action="store_true", help="use the CPU provider even when CUDA is available")
 
     s = sub.add_parser(
-        "schema", parents=[common], formatter_class=_EPILOG_FORMAT,
+        "schema", parents=[common], formatter_class=cli_args.FORMAT,
         help="print the JSON Schema of the spec format (for editors)",
         description="Print (or write) the JSON Schema of the spec format, generated from the op "
         "registry: every op and attribute with its type, default and description. With "
         "yaml-language-server, put '# yaml-language-server: $schema=spdnn.schema.json' at the top "
         "of a spec for completion, hover and validation.",
-        epilog=_examples("spdnn schema -o spdnn.schema.json"))
+        epilog=cli_args.examples("spdnn schema -o spdnn.schema.json"))
     s.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
     add_train_parsers(sub, common)
     add_passes_parser(sub, common)
@@ -146,40 +143,6 @@ def _version() -> str:
     from spdnn import __version__
 
     return f"spdnn {__version__}"
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
-def _count(text: str) -> int:
-    """A positive count: 2000000000, 2_000_000_000, 2e9."""
-    clean = text.replace("_", "").replace(",", "")
-    try:
-        value = int(clean) if clean.isdigit() else int(float(clean))
-    except (ValueError, OverflowError):
-        raise argparse.ArgumentTypeError(f"expected a positive count such as 2e9, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive count, got {text!r}")
-    return value
-
-
-def _budget(text: str) -> int | str:
-    if text == "largest":
-        return text
-    try:
-        value = int(text.replace("_", "").replace(",", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a parameter count or 'largest', got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("the budget must be positive")
-    return value
 
 
 class _Console:

@@ -10,43 +10,10 @@ import json
 import os
 import textwrap
 
+from spdnn import cli_args
+
 __all__ = ["add_train_parsers", "cmd_eval", "cmd_train"]
 
-_FORMAT = argparse.RawDescriptionHelpFormatter
-
-
-def _examples(*lines: str) -> str:
-    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
-    return value
 
 
 def add_train_parsers(sub, common: argparse.ArgumentParser) -> None:
@@ -54,7 +21,7 @@ def add_train_parsers(sub, common: argparse.ArgumentParser) -> None:
     from spdnn.system.supervised import SUPERVISED_LOSSES
 
     t = sub.add_parser(
-        "train", parents=[common], formatter_class=_FORMAT,
+        "train", parents=[common], formatter_class=cli_args.FORMAT,
         help="train a network (supervised) or a system of networks",
         description=textwrap.dedent("""\
             Train SPEC (one network on inputs and targets y) or SYSTEM (a system spec with networks:,
@@ -63,7 +30,7 @@ def add_train_parsers(sub, common: argparse.ArgumentParser) -> None:
             end, <network>.pt and <network>.onnx with the best epoch's weights. Ctrl-C saves
             last.pt and exits 130; --resume continues to the result of an uninterrupted run.
             Under torchrun --nproc-per-node N the same command trains data-parallel."""),
-        epilog=_examples(
+        epilog=cli_args.examples(
             "spdnn train examples/06_train_system/classifier.yaml --data train.npz -o runs/clf",
             "spdnn train examples/06_train_system/gan.yaml --data faces.npz -o runs/gan --epochs 20",
             "spdnn train model.yaml --data d.npz -o runs/m --resume        # after Ctrl-C",
@@ -73,10 +40,10 @@ def add_train_parsers(sub, common: argparse.ArgumentParser) -> None:
     t.add_argument("-o", "--output", metavar="RUN_DIR", help="run folder (default runs/<name>)")
     v = t.add_mutually_exclusive_group()
     v.add_argument("--val", metavar="FILE.npz", help="validation data in a file of its own")
-    v.add_argument("--val-fraction", type=_fraction, default=0.1, metavar="F",
+    v.add_argument("--val-fraction", type=cli_args.fraction, default=0.1, metavar="F",
                    help="hold out this fraction of --data for validation (default 0.1; 0: none)")
-    t.add_argument("--epochs", type=_positive_int, help="epochs (default: the system's, else 10)")
-    t.add_argument("--batch-size", type=_positive_int, help="global batch size (default: the system's, else 32)")
+    t.add_argument("--epochs", type=cli_args.positive_int, help="epochs (default: the system's, else 10)")
+    t.add_argument("--batch-size", type=cli_args.positive_int, help="global batch size (default: the system's, else 32)")
     t.add_argument("--patience", type=int, default=None, metavar="N",
                    help="stop after N epochs without a better validation loss (default: off)")
     t.add_argument("--seed", type=int, default=0, help="seed of weights, split, shuffling and noise (default 0)")
@@ -87,27 +54,27 @@ def add_train_parsers(sub, common: argparse.ArgumentParser) -> None:
     s.add_argument("--loss", choices=SUPERVISED_LOSSES, default="auto",
                    help="auto: cross_entropy after a softmax, bce after a sigmoid, else mse")
     s.add_argument("--optimizer", choices=["adam", "sgd", "rmsprop"], default="adam")
-    s.add_argument("--lr", type=_positive_float, default=1e-3, help="learning rate (default 1e-3)")
+    s.add_argument("--lr", type=cli_args.positive_float, default=1e-3, help="learning rate (default 1e-3)")
     s.add_argument("--momentum", type=float, default=0.0, help="SGD/RMSprop momentum (default 0)")
     s.add_argument("--nesterov", action="store_true", help="Nesterov momentum (SGD)")
 
     e = sub.add_parser(
-        "eval", parents=[common], formatter_class=_FORMAT,
+        "eval", parents=[common], formatter_class=cli_args.FORMAT,
         help="metrics of a trained network on an .npz file",
         description=textwrap.dedent("""\
             Run MODEL (an .onnx written by spdnn train, or a spec with --weights) on the inputs of
             an .npz file and compare with its targets y: accuracy and per-class accuracy
             (classification); for segmentation also sensitivity, specificity, precision, NPV, F1,
             MCC, informedness and markedness (thesis App. D); MSE, PSNR and SSIM (regression)."""),
-        epilog=_examples("spdnn eval runs/clf/classifier.onnx --data test.npz",
+        epilog=cli_args.examples("spdnn eval runs/clf/classifier.onnx --data test.npz",
                          "spdnn eval classifier.yaml --weights runs/clf/best.pt --data test.npz --json",
                          "spdnn eval runs/ae/ae.onnx --data test.npz --task regression --data-range 2"))
     e.add_argument("model", metavar="MODEL", help="an .onnx model, or a YAML spec with --weights")
     e.add_argument("--data", required=True, metavar="FILE.npz", help="inputs and targets y")
     e.add_argument("--weights", metavar="FILE.pt", help="weights for a YAML spec (<name>.pt or best.pt)")
     e.add_argument("--task", choices=["auto", "classification", "segmentation", "regression"], default="auto")
-    e.add_argument("--batch-size", type=_positive_int, default=64)
-    e.add_argument("--data-range", type=_positive_float, default=1.0, help="PSNR/SSIM data range (default 1)")
+    e.add_argument("--batch-size", type=cli_args.positive_int, default=64)
+    e.add_argument("--data-range", type=cli_args.positive_float, default=1.0, help="PSNR/SSIM data range (default 1)")
     e.add_argument("--json", action="store_true", help="print the metrics as JSON")
 
 

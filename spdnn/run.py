@@ -15,6 +15,7 @@ import numpy as np
 
 from spdnn.errors import SpdnnError
 from spdnn.limits import current, human_bytes, limit_message
+from spdnn.npy import read_array
 
 __all__ = ["read_npy", "run_model", "random_inputs"]
 
@@ -26,29 +27,8 @@ def read_npy(path: str | Path) -> np.ndarray:
         raise SpdnnError(f"input {path}: no such file")
     if not p.is_file():
         raise SpdnnError(f"input {path}: not a regular file")
-    size = p.stat().st_size
     with p.open("rb") as f:
-        try:
-            version = np.lib.format.read_magic(f)
-            header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                      else np.lib.format.read_array_header_2_0)
-            shape, fortran, dtype = header(f, max_header_size=10_000)
-        except (ValueError, SyntaxError, EOFError, OSError):
-            raise SpdnnError(f"input {path}: not a .npy array file (numpy.save writes one)") from None
-        if dtype.kind not in "fiub" or dtype.hasobject:
-            raise SpdnnError(f"input {path}: dtype {dtype} is not numeric; save a float32 array")
-        count = math.prod(shape)
-        nbytes = count * dtype.itemsize
-        if nbytes > current().input_bytes:
-            raise SpdnnError(f"input {path}: shape {shape} is {human_bytes(nbytes)}; "
-                             + limit_message("too large", "input_bytes"))
-        if count == 0:
-            raise SpdnnError(f"input {path}: the array is empty (shape {shape})")
-        if size - f.tell() < nbytes:
-            raise SpdnnError(f"input {path}: the header promises {nbytes:,} bytes of data, the file holds "
-                             f"{size - f.tell():,}")
-        array = np.fromfile(f, dtype=dtype, count=count)
-    return array.reshape(shape, order="F" if fortran else "C")
+        return read_array(f, p.stat().st_size, f"input {path}")
 
 
 def random_inputs(session: Any, batch: int, seed: int) -> dict[str, np.ndarray]:

@@ -14,7 +14,6 @@ The validation split is a fraction of the samples (a seeded permutation) or a se
 
 from __future__ import annotations
 
-import math
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from spdnn.errors import SpdnnError
-from spdnn.limits import current, human_bytes, limit_message
+from spdnn.npy import read_array
 from spdnn.system.spec import SystemSpec
 
 __all__ = ["Dataset", "load_dataset", "split"]
@@ -95,28 +94,8 @@ def _role(spec: SystemSpec, key: str) -> str:
 
 
 def _read_member(archive: zipfile.ZipFile, member: str, what: str) -> np.ndarray:
-    info = archive.getinfo(member)
     with archive.open(member) as f:
-        try:
-            version = np.lib.format.read_magic(f)
-            header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                      else np.lib.format.read_array_header_2_0)
-            shape, fortran, dtype = header(f, max_header_size=10_000)
-        except (ValueError, SyntaxError, EOFError, OSError):
-            raise SpdnnError(f"{what}: not a numpy array") from None
-        if dtype.hasobject or dtype.kind not in "fiub":
-            raise SpdnnError(f"{what}: dtype {dtype} is not numeric")
-        count = math.prod(shape)
-        nbytes = count * dtype.itemsize
-        if nbytes > current().input_bytes:
-            raise SpdnnError(f"{what}: shape {shape} is {human_bytes(nbytes)}; "
-                             + limit_message("too large", "input_bytes"))
-        if not shape or count == 0:
-            raise SpdnnError(f"{what}: the array is empty or a scalar (shape {shape}); one row per sample")
-        if info.file_size - f.tell() < nbytes:
-            raise SpdnnError(f"{what}: the header promises {nbytes:,} bytes, the file holds fewer")
-        array = np.frombuffer(f.read(nbytes), dtype=dtype, count=count).copy()
-    return array.reshape(shape, order="F" if fortran else "C")
+        return read_array(f, archive.getinfo(member).file_size, what)
 
 
 def _check_array(what: str, array: np.ndarray, spec: SystemSpec, name: str) -> None:

@@ -1,0 +1,72 @@
+"""Argument types and help formatting shared by the ``spdnn`` subcommands.
+
+Each type raises ``argparse.ArgumentTypeError`` with what was expected, so a bad value is a
+one-line usage error (exit 2) naming the flag.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["FORMAT", "budget", "count", "examples", "fraction", "positive_float", "positive_int"]
+
+#: Keep the line breaks of descriptions and example epilogs.
+FORMAT = argparse.RawDescriptionHelpFormatter
+
+
+def examples(*lines: str) -> str:
+    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def count(text: str) -> int:
+    """A positive count: 2000000000, 2_000_000_000, 2e9."""
+    clean = text.replace("_", "").replace(",", "")
+    try:
+        value = int(clean) if clean.isdigit() else int(float(clean))
+    except (ValueError, OverflowError):
+        raise argparse.ArgumentTypeError(f"expected a positive count such as 2e9, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive count, got {text!r}")
+    return value
+
+
+def budget(text: str) -> int | str:
+    if text == "largest":
+        return text
+    try:
+        value = int(text.replace("_", "").replace(",", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a parameter count or 'largest', got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("the budget must be positive")
+    return value
+
+
+def fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    return value
