@@ -235,7 +235,7 @@ def test_node_doc_strings_carry_the_spec_citation_and_location():
     docs = {n.name: n.doc_string for n in model.graph.node}
     assert docs["conv1"].splitlines() == [
         "source: first layer of all eight networks is a 3x3 conv, L3370-3371", "spec: net3.yaml:18 (layers[0])"]
-    assert docs["unpool"].startswith("source: back to 80x264 (README decision 4)")
+    assert docs["unpool"].startswith("source: value-repeating unpooling, L2616-2624; back to 80x264")
     assert all(docs[n.name] for n in graph if n.op not in ("input", "output"))
     assert model.graph.input[0].doc_string.startswith("source: ")
     props = {p.key: p.value for p in model.metadata_props}
