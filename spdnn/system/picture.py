@@ -10,7 +10,7 @@ tensor, or the network of the flow that made it) to the flow's network, labelled
 
 from __future__ import annotations
 
-from spdnn.render import mermaid_id, mermaid_text, mermaid_title
+from spdnn.render import _dot_esc, mermaid_id, mermaid_text, mermaid_title
 
 from .spec import SystemSpec
 
@@ -57,10 +57,6 @@ def _edges(spec: SystemSpec) -> list[tuple[str, str, str]]:
 
 _DOT_SHAPES = {"network": 'shape=box, style="rounded"', "frozen": 'shape=box, style="rounded,dashed"',
                "tensor": "shape=ellipse", "loss": "shape=octagon"}
-
-
-def _dot_esc(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def system_dot(spec: SystemSpec) -> str:
