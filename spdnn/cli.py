@@ -172,6 +172,11 @@ def _cmd_compile(args, console: _Console) -> int:
 
     load_cli_plugins(args)
     passes = lambda graph: apply_cli_passes(graph, args)  # noqa: E731
+    from spdnn.system.compile import compile_system, is_system_file
+
+    if len(args.inputs) == 1 and is_system_file(args.inputs[0]):
+        compile_system(args.inputs[0], args.output, args.seed, args.opset, args.picture, passes, console.say)
+        return 0
     merging = len(args.inputs) > 1 and not args.separate
     if merging:
         name = args.name or default_name(args.inputs, "merged")

@@ -202,13 +202,15 @@ def reports(models: list[CompiledModel]) -> dict[str, bytes]:
     return {"report.json": (json.dumps(data, indent=2) + "\n").encode(), "report.md": "\n".join(md).encode()}
 
 
-def write_outputs(models: list[CompiledModel], out_dir: str | Path) -> list[Path]:
+def write_outputs(models: list[CompiledModel], out_dir: str | Path,
+                  report: dict[str, bytes] | None = None) -> list[Path]:
     """Replace ``out_dir`` as a whole with every artefact plus the reports (see the module
-    docstring); return the paths written."""
+    docstring); return the paths written. ``report`` (files by name, with a ``report.json``
+    holding ``models``) replaces the default reports."""
     files: dict[str, bytes] = {}
     for m in models:
         files.update(m.files)
-    files.update(reports(models))
+    files.update(reports(models) if report is None else report)
     out = Path(out_dir)
     _check_output_folder(out)
     parent = out.parent

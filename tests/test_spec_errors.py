@@ -67,7 +67,8 @@ CASES = [
      "layers[1]", "a layer must be a mapping"),
     ("unknown_top_key", GOOD + "optimiser: sgd\n", 8, 1, "optimiser", "unknown key 'optimiser'"),
     ("reserved_system_key", GOOD + "losses: {bce: {}}\n", 8, 1, "losses",
-     "reserved for multi-network system specs"),
+     "'losses' belongs to system specs, which have networks: instead of layers: (load one with "
+     "spdnn.load_system, train it with spdnn train"),
     ("missing_layers", "name: t\ninputs: {x: [3]}\n", 1, 1, "", "missing required key 'layers'"),
     ("empty_layers", "name: t\ninputs: {x: [3]}\nlayers: []\n", 3, 9, "layers", "at least 1 item"),
     ("missing_inputs", "name: t\nlayers: [{op: relu}]\n", 1, 1, "", "missing required key 'inputs'"),

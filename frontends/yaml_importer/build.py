@@ -45,8 +45,10 @@ def build_graph(doc: Located) -> Graph:
     data = doc.data
     for key in RESERVED_SYSTEM_KEYS:
         if key in data:
-            problems.append(doc.problem((key,), f"{key!r} is reserved for multi-network system specs, "
-                                        "which this version does not support yet", at_key=True))
+            problems.append(doc.problem((key,), f"{key!r} belongs to system specs, which have networks: "
+                                        "instead of layers: (load one with spdnn.load_system, train it with "
+                                        "spdnn train, compile it alone with spdnn compile SYSTEM.yaml; "
+                                        "docs/training.md)", at_key=True))
             data = {k: v for k, v in data.items() if k != key}
     try:
         spec = SpecDocument.model_validate(data)

@@ -28,6 +28,7 @@ optimiser) is reported with file:line:column before anything is built.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -289,10 +290,7 @@ def _losses(doc: Located, top: _SystemDoc, problems: list[Problem]) -> dict[str,
                 continue
             defaults = LOSS_OPTIONS.get(kind, {})
             args, options = {}, dict(defaults)
-            weight = entry.get("weight", 1.0)
-            if isinstance(weight, bool) or not isinstance(weight, (int, float)):
-                problems.append(doc.problem((*path, "weight"), f"weight must be a number, got {weight!r}"))
-                weight = 1.0
+            weight, schedule = _weight(doc, (*path, "weight"), entry.get("weight", 1.0), problems)
             for key, value in entry.items():
                 if key in ("type", "weight"):
                     continue
@@ -304,9 +302,45 @@ def _losses(doc: Located, top: _SystemDoc, problems: list[Problem]) -> dict[str,
                     allowed = [*LOSS_TYPES[kind], *defaults, "weight"]
                     problems.append(doc.problem((*path, key), f"{kind} loss: unknown key {key!r}; allowed: "
                                                 f"{', '.join(allowed)}", at_key=True))
-            parsed.append(LossTerm(kind, args, float(weight), options, path))
+            parsed.append(LossTerm(kind, args, weight, options, path, schedule))
         out[name] = Loss(name, parsed, ("losses", name))
     return out
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _weight(doc: Located, path: PathKey, value: Any,
+            problems: list[Problem]) -> tuple[float, tuple[tuple[int, float], ...]]:
+    """A term's weight: a number, or ``{epochs: [0, 10], values: [1.0, 0.1]}`` (piecewise linear
+    in the 0-based epoch, held outside; see LossTerm.weight_schedule)."""
+    if _is_number(value):
+        return float(value), ()
+    if not isinstance(value, dict):
+        problems.append(doc.problem(path, f"weight must be a number or {{epochs: [...], values: [...]}}, "
+                                    f"got {value!r}"))
+        return 1.0, ()
+    for key in value:
+        if key not in ("epochs", "values"):
+            problems.append(doc.problem((*path, key), f"weight schedule: unknown key {key!r}; allowed: epochs, "
+                                        "values", at_key=True))
+            return 1.0, ()
+    epochs, values = value.get("epochs"), value.get("values")
+    if not (isinstance(epochs, list) and epochs and all(isinstance(e, int) and not isinstance(e, bool) and e >= 0
+                                                        for e in epochs)
+            and all(a < b for a, b in zip(epochs, epochs[1:]))):
+        problems.append(doc.problem((*path, "epochs") if "epochs" in value else path,
+                                    "weight schedule: epochs must be a non-empty list of increasing epoch numbers "
+                                    "(counted from 0)"))
+        return 1.0, ()
+    if not (isinstance(values, list) and len(values) == len(epochs) and all(_is_number(v) for v in values)):
+        problems.append(doc.problem((*path, "values") if "values" in value else path,
+                                    f"weight schedule: values must be {len(epochs)} numbers, one per epoch in "
+                                    "epochs"))
+        return 1.0, ()
+    schedule = tuple((int(e), float(v)) for e, v in zip(epochs, values))
+    return schedule[0][1], schedule
 
 
 def _option(doc: Located, path: PathKey, key: str, value: Any, default: Any, problems: list[Problem]) -> Any:

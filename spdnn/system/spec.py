@@ -111,13 +111,37 @@ class Flow:
 @dataclass
 class LossTerm:
     """``weight * type(args)``; ``args`` maps argument names to tensor names (or a number for
-    ``target``); ``options`` holds the type's settings (gamma, sigmas, ...)."""
+    ``target``); ``options`` holds the type's settings (gamma, sigmas, ...).
+
+    ``weight_schedule`` (optional) makes the weight depend on the epoch (Smart Augmentation's
+    epoch-dependent f): ``((epoch, weight), ...)`` with increasing epochs counted from 0; between
+    two points the weight is interpolated linearly, before the first and after the last it is
+    held. ``weight`` is then the weight at epoch 0."""
 
     type: str
     args: dict[str, str | float]
     weight: float = 1.0
     options: dict[str, Any] = field(default_factory=dict)
     path: PathKey = ()
+    weight_schedule: tuple[tuple[int, float], ...] = ()
+
+    def weight_at(self, epoch: int) -> float:
+        """The term's weight in epoch ``epoch`` (0-based)."""
+        points = self.weight_schedule
+        if not points:
+            return self.weight
+        if epoch <= points[0][0]:
+            return points[0][1]
+        for (e0, w0), (e1, w1) in zip(points, points[1:]):
+            if epoch <= e1:
+                return w0 + (w1 - w0) * (epoch - e0) / (e1 - e0)
+        return points[-1][1]
+
+    def weight_text(self) -> str:
+        """``0.5``, or ``w(epoch 0: 1, 10: 0.1)`` for a scheduled weight."""
+        if not self.weight_schedule:
+            return f"{self.weight:g}"
+        return "w(epoch " + ", ".join(f"{e}: {w:g}" for e, w in self.weight_schedule) + ")"
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""Training data on disk: one ``.npz`` file (``numpy.savez``) of arrays with one row per sample.
+"""Training data on disk: one ``.npz`` file (``numpy.savez``) of arrays with one row per sample,
+or a folder of ``.npy`` images with labels or masks (arrays ``x`` and ``y``; :mod:`.image_folder`).
 
 Rules (checked from each array's header before it is loaded; a broken rule is an SpdnnError
 naming the file and the array):
@@ -9,7 +10,8 @@ naming the file and the array):
     included), with every label in [0, classes);
   * each row has the shape the network takes (``(N, 1, 28, 28)`` for an input of [1, 28, 28]);
   * an array fits in ``limits.input_bytes``.
-The validation split is a fraction of the samples (a seeded permutation) or a second file.
+The validation split is a fraction of the samples (a seeded permutation) or a second file or
+folder.
 """
 
 from __future__ import annotations
@@ -41,11 +43,14 @@ class Dataset:
 
 
 def load_dataset(path: str | Path, spec: SystemSpec) -> Dataset:
-    """Read and check the arrays ``spec`` needs from an .npz file (rules in the module doc)."""
+    """Read and check the arrays ``spec`` needs from an .npz file or an image folder (rules in the
+    module doc)."""
     p = Path(path)
+    wanted = spec.data_keys()
+    if p.is_dir():
+        return _checked(path, _folder_arrays(p, spec), spec)
     if not p.is_file():
         raise SpdnnError(f"data {path}: no such file" if not p.exists() else f"data {path}: not a file")
-    wanted = spec.data_keys()
     try:
         archive = zipfile.ZipFile(p)
     except (zipfile.BadZipFile, OSError):
@@ -56,9 +61,28 @@ def load_dataset(path: str | Path, spec: SystemSpec) -> Dataset:
         if missing:
             raise SpdnnError(f"data {path}: missing array(s) {missing} (the file has {sorted(members)}); "
                              f"{_role(spec, missing[0])}")
-        arrays = {}
-        for key, decl in wanted.items():
-            arrays[decl.name] = _read_member(archive, members[key], f"data {path}: array {key!r}")
+        arrays = {key: _read_member(archive, members[key], f"data {path}: array {key!r}") for key in wanted}
+    return _checked(path, arrays, spec)
+
+
+def _folder_arrays(folder: Path, spec: SystemSpec) -> dict[str, np.ndarray]:
+    """``x`` and ``y`` of an image folder (:mod:`.image_folder`), for the tensors reading them."""
+    from .image_folder import read_image_folder
+
+    wanted = spec.data_keys()
+    other = sorted(set(wanted) - {"x", "y"})
+    if other:
+        raise SpdnnError(f"data {folder}: an image folder gives arrays 'x' (images) and 'y' (labels or masks), but "
+                         f"this network or system also reads {other}; use an .npz file")
+    port = {key: spec.shapes[wanted[key].name] if key in wanted else None for key in ("x", "y")}
+    arrays = read_image_folder(folder, port["x"], port["y"])
+    return {key: arrays[key] for key in wanted}
+
+
+def _checked(path: str | Path, by_key: dict[str, np.ndarray], spec: SystemSpec) -> Dataset:
+    """The rules of the module docstring on arrays by data key; a Dataset by tensor name."""
+    wanted = spec.data_keys()
+    arrays = {wanted[key].name: array for key, array in by_key.items()}
     rows = {k: len(a) for k, a in arrays.items()}
     if len(set(rows.values())) > 1:
         raise SpdnnError(f"data {path}: arrays have different numbers of rows {rows}; one row per sample")

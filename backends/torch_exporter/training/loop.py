@@ -248,6 +248,7 @@ class Trainer:
         steps = n // size
         stopped_early = False
         while self.epoch < t.epochs and not stopped_early:
+            self.system.epoch = self.epoch  # scheduled loss weights
             order = np.random.default_rng([self.options.seed, self.epoch]).permutation(n)
             started, samples = time.perf_counter(), 0
             bar = self._bar(steps)

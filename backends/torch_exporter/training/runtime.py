@@ -56,6 +56,7 @@ class TorchSystem:
         self.networks.to(self.device)
         self.input_order = {n: [x.name for x in net.graph.input_nodes()] for n, net in spec.networks.items()}
         self.output_order = {n: [x.name for x in net.graph.output_nodes()] for n, net in spec.networks.items()}
+        self.epoch = 0  # the training loop sets it; loss weights with a schedule depend on it
         self.balances: dict[str, L.BeganBalance] = {}
         self.sfl: dict[str, L.SpatialFrequencyLoss] = {}
         for loss in spec.losses.values():
@@ -117,7 +118,7 @@ class TorchSystem:
         for i, term in enumerate(self.spec.losses[name].terms):
             part = self._term(f"{name}.{i}", term, env, value)
             value.parts[f"{name}.{i}.{term.type}"] = float(part.detach())
-            total = total + term.weight * part
+            total = total + term.weight_at(self.epoch) * part
         value.total = total
         return value
 

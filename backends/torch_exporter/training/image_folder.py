@@ -1,0 +1,157 @@
+"""Training data as a folder of images: arrays ``x`` (images) and ``y`` (class ids or masks).
+
+Images are ``.npy`` files (``numpy.save``), one sample each, of the network input's shape
+``(C, H, W)`` (``(H, W)`` is taken as one channel); floating-point values are used as they are,
+``uint8`` values are divided by 255. PNG/JPEG files are refused with a message: reading them
+would need Pillow, which spdnn does not depend on.
+
+Layouts (the first that applies):
+  * ``masks/``: images in ``images/``, one mask per image in ``masks/`` under the same file
+    name, an integer ``(H, W)`` array of class ids (segmentation);
+  * ``labels.csv``: rows ``file,label`` (a header row ``file,label`` is allowed), files relative
+    to the folder; labels are integer class ids, or class names numbered in sorted order;
+  * subfolders: one per class, numbered in sorted name order (``cat`` 0, ``dog`` 1);
+  * ``.npy`` files directly in the folder: images without labels (for systems that read no ``y``).
+
+Files are read in sorted order. Every broken rule is an SpdnnError naming the file (and the CSV
+line). Sizes are checked from each file's header, and the whole set against
+``limits.input_bytes``, before any image is loaded.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+
+from spdnn.errors import SpdnnError
+from spdnn.limits import current, human_bytes, limit_message
+from spdnn.system.spec import Port
+
+__all__ = ["read_image_folder"]
+
+_PICTURES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+
+
+def read_image_folder(folder: Path, image: Port | None, target: Port | None) -> dict[str, np.ndarray]:
+    """Arrays ``x`` (and ``y`` when the folder has labels or masks) for input port ``image`` and
+    target port ``target`` (None: the system reads no such array)."""
+    where = f"data {folder}"
+    masks: list[Path] | None = None
+    if image is None:
+        raise SpdnnError(f"{where}: an image folder gives arrays 'x' (images) and 'y' (labels or masks), but this "
+                         "network or system reads no array 'x'; use an .npz file")
+    if (folder / "masks").is_dir():
+        files = _npy_files(folder / "images", where)
+        masks = [folder / "masks" / f.name for f in files]
+        for f, m in zip(files, masks):
+            if not m.is_file():
+                raise SpdnnError(f"{where}: image {f.name} has no mask masks/{f.name}")
+        extra = sorted({m.name for m in _npy_files(folder / "masks", where)} - {f.name for f in files})
+        if extra:
+            raise SpdnnError(f"{where}: mask masks/{extra[0]} has no image images/{extra[0]}")
+        labels = None
+    elif (folder / "labels.csv").is_file():
+        files, labels = _read_csv(folder, where)
+    elif subfolders := sorted(p for p in folder.iterdir() if p.is_dir()):
+        files, labels = [], []
+        for k, sub in enumerate(subfolders):
+            found = _npy_files(sub, where)
+            files += found
+            labels += [k] * len(found)
+    else:
+        files, labels = _npy_files(folder, where), None
+    if target is not None and labels is None and masks is None:
+        raise SpdnnError(f"{where}: missing labels: the targets 'y' come from subfolders per class, a labels.csv "
+                         "or a masks/ folder (docs/training.md)")
+    _check_budget(len(files), image, where)
+    out = {"x": np.stack([_read(f, image, where) for f in files])}
+    if target is not None:
+        if target.dtype != "int64":
+            raise SpdnnError(f"{where}: an image folder gives class ids or masks, but the target 'y' is "
+                             f"{target.dtype} of shape {_fmt(target.shape)}; use an .npz file for such targets")
+        if masks is not None:
+            out["y"] = np.stack([_read(m, target, where) for m in masks])
+        else:
+            out["y"] = np.asarray(labels, dtype=np.int64)
+    return out
+
+
+def _npy_files(folder: Path, where: str) -> list[Path]:
+    if not folder.is_dir():
+        raise SpdnnError(f"{where}: folder {folder.name}/ is missing")
+    files = sorted(p for p in folder.iterdir() if p.is_file())
+    for p in files:
+        if p.suffix.lower() in _PICTURES:
+            raise SpdnnError(f"data {p}: {p.suffix} images need Pillow, which spdnn does not use; save each image "
+                             "as an .npy array (numpy.save) of shape (C, H, W)")
+    found = [p for p in files if p.suffix == ".npy"]
+    if not found:
+        raise SpdnnError(f"{where}: no .npy images in {folder}")
+    return found
+
+
+def _read_csv(folder: Path, where: str) -> tuple[list[Path], list[int]]:
+    path = folder / "labels.csv"
+    files, names = [], []
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            for line, row in enumerate(csv.reader(f), start=1):
+                if not row or (line == 1 and [c.strip().lower() for c in row] == ["file", "label"]):
+                    continue
+                if len(row) != 2 or not row[0].strip() or not row[1].strip():
+                    raise SpdnnError(f"{path}:{line}: expected two columns file,label, got {row!r}")
+                file = folder / row[0].strip()
+                if file.suffix.lower() in _PICTURES:
+                    raise SpdnnError(f"{path}:{line}: {file.name}: {file.suffix} images need Pillow, which spdnn "
+                                     "does not use; save images as .npy arrays")
+                if not file.is_file():
+                    raise SpdnnError(f"{path}:{line}: image {row[0].strip()!r} not found (looked for {file})")
+                files.append(file)
+                names.append(row[1].strip())
+    except UnicodeDecodeError:
+        raise SpdnnError(f"{path}: not UTF-8 text") from None
+    if not files:
+        raise SpdnnError(f"{path}: no rows (expected file,label rows)")
+    if all(n.lstrip("-").isdigit() for n in names):
+        return files, [int(n) for n in names]
+    classes = {name: k for k, name in enumerate(sorted(set(names)))}
+    return files, [classes[n] for n in names]
+
+
+def _check_budget(count: int, image: Port, where: str) -> None:
+    nbytes = count * math.prod(image.shape) * 4
+    if nbytes > current().input_bytes:
+        raise SpdnnError(f"{where}: {count} images of shape {_fmt(image.shape)} are {human_bytes(nbytes)}; "
+                         + limit_message("too large", "input_bytes"))
+
+
+def _read(path: Path, port: Port, where: str) -> np.ndarray:
+    """One sample of shape ``port.shape``; its header is checked before the data is read."""
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError):
+        raise SpdnnError(f"data {path}: not a numpy .npy array") from None
+    shape = tuple(port.shape)
+    if array.shape != shape and not (len(shape) == 3 and shape[0] == 1 and array.shape == shape[1:]):
+        raise SpdnnError(f"data {path}: shape {array.shape}, expected {shape}"
+                         + (" (or (H, W) for one channel)" if len(shape) == 3 and shape[0] == 1 else ""))
+    if array.dtype.kind not in "fiub":
+        raise SpdnnError(f"data {path}: dtype {array.dtype} is not numeric")
+    if port.dtype == "int64":
+        if array.dtype.kind not in "iub":
+            raise SpdnnError(f"data {path}: a mask holds integer class ids, got dtype {array.dtype}")
+        return np.asarray(array, dtype=np.int64).reshape(shape)
+    if array.dtype.kind == "f":
+        values = np.asarray(array, dtype=np.float32)
+    elif array.dtype == np.uint8:
+        values = np.asarray(array, dtype=np.float32) / 255
+    else:
+        raise SpdnnError(f"data {path}: images are floating point or uint8 (divided by 255), got {array.dtype}")
+    return values.reshape(shape)
+
+
+def _fmt(shape: tuple[int, ...]) -> str:
+    return "(N" + "".join(f", {d}" for d in shape) + ")"
