@@ -123,8 +123,7 @@ def test_ctrl_c_saves_a_loadable_checkpoint_and_exits_130(tmp_path):
     assert ckpt["epoch"] >= 1 and ckpt["format"] == "spdnn-train/1"
 
 
-@pytest.mark.slow
-def test_torchrun_two_processes_equal_one(tmp_path):
+def test_torchrun_two_processes_equal_one(tmp_path):  # runs in CI (issue 12 asks for it)
     """Gradients averaged over 2 gloo ranks with half the global batch each = 1 process."""
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "d.npz", x=rng.normal(size=(64, 1, 8, 8)).astype("float32"), y=rng.integers(0, 2, 64))
