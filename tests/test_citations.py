@@ -60,6 +60,8 @@ OP_WORDS: dict[str, list[str]] = {
     "dropout": [r"drop-?out"],
     "flatten": [r"flatten"],
     "reshape": [r"reshape"],
+    "dynamic_conv2d": [r"generat\w* filters", r"base filters", r"dynamic filters", r"conv"],
+    "log_filter_bank": [r"laplacian", r"\bLoG\b"],
     "identity": [],  # nothing to evidence: an identity layer cannot cite a range
 }
 
