@@ -69,3 +69,22 @@ def test_paper_system_trains_a_few_steps(path, data):
                 for net in opt.networks:
                     for p in system.networks[net].parameters():
                         p -= 1e-3 * p.grad
+
+
+def _var_variants():
+    import yaml
+    out = []
+    for path in sorted((ROOT / "specs").glob("*/expected.yml")):
+        for v in yaml.safe_load(path.read_text(encoding="utf-8")).get("var_variants", []):
+            out.append((path.parent / f"{v['model']}.yaml", v))
+    return out
+
+
+@pytest.mark.parametrize("path,variant", _var_variants(), ids=lambda v: v["table"] if isinstance(v, dict) else "")
+def test_paper_table_variants_given_as_vars_match_their_hand_counts(path, variant):
+    """A paper's sizes (seed 000 Tables 1-2: nenc, s) are vars of one spec, not copies."""
+    import yaml
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    doc["vars"].update(variant["vars"])
+    graph = spdnn.load_spec_text(yaml.safe_dump(doc, sort_keys=False), str(path))
+    assert spdnn.count_params(graph) == variant["params"]
