@@ -44,8 +44,8 @@ RANGE = re.compile(r"\bL(\d+)(?:-L?(\d+))?\b")
 #: evidenced by a binary cross-entropy loss, which needs outputs in (0, 1).
 OP_WORDS: dict[str, list[str]] = {
     "conv2d": [r"conv"],
-    "conv_transpose2d": [r"deconv", r"transpose"],
-    "linear": [r"dense", r"fully[ -]?connected", r"\bFC\d*\b"],
+    "conv_transpose2d": [r"deconv", r"transpose", r"\btconv"],
+    "linear": [r"dense", r"fully[ -]?connected", r"\bFC\d*\b", r"\blinear\b"],
     "batch_norm": [r"batch ?norm", r"bathnorm", r"normali[sz]", r"\bBN\b"],
     "relu": [r"relu", r"rectif"],
     "leaky_relu": [r"leaky", r"\blrelu"],
@@ -66,6 +66,11 @@ OP_WORDS: dict[str, list[str]] = {
     "reshape": [r"reshape"],
     "dynamic_conv2d": [r"generat\w* filters", r"base filters", r"dynamic filters", r"conv"],
     "log_filter_bank": [r"laplacian", r"\bLoG\b"],
+    "adaptive_avg_pool2d": [r"pool"],
+    "sample_conv2d": [r"conv"],
+    "haar_pool": [r"wavelet pool", r"haar"],
+    "haar_unpool": [r"unpool", r"haar wavelet synthesis"],
+    "pad": [r"padding"],
     "identity": [],  # nothing to evidence: an identity layer cannot cite a range
 }
 

@@ -61,7 +61,9 @@ def assert_parity(graph: spdnn.Graph, batch: int, module=None, opset: int = 17):
         if r.dtype == np.int64:
             np.testing.assert_array_equal(got, r)
         else:
-            assert np.all(np.abs(got - r) <= 1e-5 + 1e-3 * np.abs(r)), float(np.abs(got - r).max())
+            # float32 sums of many products: the absolute slack grows with the output's magnitude
+            atol = 1e-5 * max(1.0, float(np.abs(r).max()))
+            assert np.all(np.abs(got - r) <= atol + 1e-3 * np.abs(r)), float(np.abs(got - r).max())
     return model
 
 

@@ -31,6 +31,10 @@ CASES = [
     ("dynamic_filters/systems/cifar_dynamic.yaml", {"x": images((3, 32, 32), n=2), "y": labels(10, n=2)}),
     # seed 004: E_PL + E_SFL on images scaled to [-1, 1]
     ("spatial_frequency/systems/cae_sfl.yaml", {"x": images((3, 64, 64), -1.0, 1.0, n=2)}),
+    # seed 001: pixel + feature + GAN losses on ImageNet-size images in [-1, 1] (G ends in tanh)
+    ("robust_ae/systems/autoencoder.yaml", {"x": images((3, 224, 224), -1.0, 1.0, n=2)}),
+    # seed 002 Alg. 1: MNIST digits in [0, 1]; z is drawn by the system
+    ("filter_generation/systems/algorithm1.yaml", {"x": images((1, 28, 28))}),
 ]
 
 
