@@ -125,8 +125,8 @@ def test_forward_at_any_batch_size_gives_inferred_shapes(name, batch):
 def test_gradients_reach_every_parameter(name):
     graph = load(name)
     module = spdnn.build_torch(graph, seed=0).train()
-    xs = [torch.randn(2, *graph.out_types(n.name)[0].sample_shape) for n in graph.input_nodes()]
-    out = module(*xs)
+    xs = [torch.randn(2, *graph.out_types(n.name)[0].sample_shape, requires_grad=True) for n in graph.input_nodes()]
+    out = module(*xs)  # inputs need gradients too: a spec may have no parameters (generated_layer)
     sum(o.square().mean() for o in (out if isinstance(out, tuple) else (out,))).backward()
     for pname, p in module.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, pname
