@@ -6,6 +6,7 @@
 
 from spdnn.passes.base import Pass, PassManager, PassResult
 from spdnn.passes.infer_shapes import InferShapesPass, infer_shapes
+from spdnn.passes.insert_dynamic_filters import InsertDynamicFiltersPass, insert_dynamic_filters
 from spdnn.passes.insert_dropout import InsertDropoutPass, insert_dropout
 from spdnn.passes.insert_aux_head import InsertAuxHeadPass, insert_aux_head
 from spdnn.passes.mirror import MirrorPass, mirror
@@ -21,8 +22,8 @@ from spdnn.passes.registry import (
 )
 
 __all__ = [
-    "PASSES", "InferShapesPass", "InsertAuxHeadPass", "InsertDropoutPass", "MirrorPass", "OneOrMore", "OptionInfo", "Pass", "PassManager",
-    "PassOptionsError", "PassResult", "PipelineEntry", "get_pass", "infer_shapes", "insert_aux_head", "insert_dropout",
+    "PASSES", "InferShapesPass", "InsertAuxHeadPass", "InsertDropoutPass", "InsertDynamicFiltersPass", "MirrorPass", "OneOrMore", "OptionInfo", "Pass", "PassManager",
+    "PassOptionsError", "PassResult", "PipelineEntry", "get_pass", "infer_shapes", "insert_aux_head", "insert_dynamic_filters", "insert_dropout",
     "make_pipeline", "mirror", "option_infos", "parse_pipeline_text", "register_pass", "run_pipeline",
 ]
 
@@ -30,3 +31,4 @@ register_pass(InferShapesPass)
 register_pass(InsertDropoutPass)
 register_pass(MirrorPass)
 register_pass(InsertAuxHeadPass)
+register_pass(InsertDynamicFiltersPass)
