@@ -174,6 +174,8 @@ def _model_without_initializers(graph: Graph, weights: dict[str, np.ndarray], op
             onnx_node.doc_string = doc
         nodes += e.nodes
         inits += e.initializers
+    order = {n.name: i for i, n in enumerate(graph.output_nodes())}  # the torch module's order
+    outputs.sort(key=lambda v: order[v.name])
     opsets = [helper.make_opsetid("", opset)]
     model = helper.make_model(helper.make_graph(nodes, graph.name, inputs, outputs), opset_imports=opsets,
                               producer_name="spdnn", producer_version=__version__,

@@ -6,7 +6,10 @@
 
 from spdnn.passes.base import Pass, PassManager, PassResult
 from spdnn.passes.infer_shapes import InferShapesPass, infer_shapes
+from spdnn.passes.insert_dynamic_filters import InsertDynamicFiltersPass, insert_dynamic_filters
 from spdnn.passes.insert_dropout import InsertDropoutPass, insert_dropout
+from spdnn.passes.insert_aux_head import InsertAuxHeadPass, insert_aux_head
+from spdnn.passes.mirror import MirrorPass, mirror
 from spdnn.passes.options import OneOrMore, OptionInfo, PassOptionsError, option_infos
 from spdnn.passes.registry import (
     PASSES,
@@ -19,10 +22,13 @@ from spdnn.passes.registry import (
 )
 
 __all__ = [
-    "PASSES", "InferShapesPass", "InsertDropoutPass", "OneOrMore", "OptionInfo", "Pass", "PassManager",
-    "PassOptionsError", "PassResult", "PipelineEntry", "get_pass", "infer_shapes", "insert_dropout",
-    "make_pipeline", "option_infos", "parse_pipeline_text", "register_pass", "run_pipeline",
+    "PASSES", "InferShapesPass", "InsertAuxHeadPass", "InsertDropoutPass", "InsertDynamicFiltersPass", "MirrorPass", "OneOrMore", "OptionInfo", "Pass", "PassManager",
+    "PassOptionsError", "PassResult", "PipelineEntry", "get_pass", "infer_shapes", "insert_aux_head", "insert_dynamic_filters", "insert_dropout",
+    "make_pipeline", "mirror", "option_infos", "parse_pipeline_text", "register_pass", "run_pipeline",
 ]
 
 register_pass(InferShapesPass)
 register_pass(InsertDropoutPass)
+register_pass(MirrorPass)
+register_pass(InsertAuxHeadPass)
+register_pass(InsertDynamicFiltersPass)

@@ -22,6 +22,7 @@ import dataclasses
 import functools
 import inspect
 import textwrap
+import types
 import typing
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -171,6 +172,9 @@ def _type_text(annotation: Any, metadata: list[Any]) -> str:
     args = typing.get_args(annotation)
     if typing.get_origin(annotation) is typing.Annotated:
         return _type_text(args[0], [*metadata, *args[1:]])
+    if type(None) in args and typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        (given,) = [a for a in args if a is not type(None)]
+        return f"{_type_text(given, metadata)} or none"
     if typing.get_origin(annotation) is tuple:
         text = f"list of {_type_text(args[0], [])}"
     elif typing.get_origin(annotation) is typing.Literal:
