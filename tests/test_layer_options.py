@@ -213,3 +213,17 @@ def test_json_schema_knows_the_options():
     assert list(validator.iter_errors(good)) == []
     bad = yaml.safe_load(spec("{op: relu, spectral_norm: true}"))
     assert list(validator.iter_errors(bad))
+
+
+def test_options_survive_deepcopy_and_fx_retracing():
+    import copy
+
+    _, m = build("{name: c, op: conv2d, out_channels: 4, kernel_size: 3, spectral_norm: true, trainable: false}",
+                 inputs="x: [3, 8, 8]")
+    m.eval()
+    x = torch.randn(2, 3, 8, 8)
+    copied = copy.deepcopy(m)
+    traced = torch.fx.symbolic_trace(m)
+    assert torch.equal(copied(x), m(x)) and torch.equal(traced(x), m(x))
+    assert [p.requires_grad for p in copied.parameters()] == [False, False]
+    assert "parametrizations.weight.original" in "".join(copied.state_dict())
