@@ -2,6 +2,10 @@
 
 FLOPs count one sample (batch 1): a multiply-accumulate is 2 FLOPs, elementwise ops cost one
 per output element, pure data movement is free (see :mod:`spdnn.ops.base`).
+
+Parameters are learnable weights; those of a layer with ``trainable: false`` are counted too, and
+also reported apart as frozen (``frozen_params``; the text and Markdown tables mark the layer
+``(frozen)`` and add a ``frozen params`` line only when there are some).
 """
 
 from __future__ import annotations
@@ -48,6 +52,8 @@ class LayerStats:
     params: int
     flops: int
     source: str | None = None
+    #: False for a layer written with ``trainable: false`` (its parameters are frozen)
+    trainable: bool = True
 
 
 @dataclass
@@ -64,8 +70,24 @@ class Summary:
         return sum(r.params for r in self.layers)
 
     @property
+    def frozen_params(self) -> int:
+        """Parameters of the layers with ``trainable: false`` (part of ``total_params``)."""
+        return sum(r.params for r in self.layers if not r.trainable)
+
+    @property
+    def trainable_params(self) -> int:
+        """Parameters an optimiser updates: ``total_params - frozen_params``."""
+        return self.total_params - self.frozen_params
+
+    @property
     def total_flops(self) -> int:
         return sum(r.flops for r in self.layers)
+
+    def _frozen_line(self) -> list[str]:
+        if not self.frozen_params:
+            return []
+        return [f"frozen params: {self.frozen_params:,} ({human_count(self.frozen_params)}); "
+                f"trainable: {self.trainable_params:,} ({human_count(self.trainable_params)})"]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -75,6 +97,8 @@ class Summary:
             "layers": [asdict(r) for r in self.layers],
             "total_params": self.total_params,
             "total_flops": self.total_flops,
+            "trainable_params": self.trainable_params,
+            "frozen_params": self.frozen_params,
         }
 
     def to_markdown(self) -> str:
@@ -85,14 +109,16 @@ class Summary:
             "|---|---|---|---|---:|---:|",
         ]
         for r in self.layers:
-            lines.append(f"| {r.name} | {r.op} | {', '.join(r.inputs)} | {'; '.join(r.output_shapes)} "
+            lines.append(f"| {r.name} | {_op(r)} | {', '.join(r.inputs)} | {'; '.join(r.output_shapes)} "
                          f"| {r.params:,} | {r.flops:,} |")
         lines.append(f"| **total** | | | | **{self.total_params:,}** | **{self.total_flops:,}** |")
+        if self.frozen_params:
+            lines.append(f"| **frozen** | | | | **{self.frozen_params:,}** | |")
         return "\n".join(lines) + "\n"
 
     def to_text(self) -> str:
         rows = [("layer", "op", "output shape", "params", "FLOPs")]
-        rows += [(r.name, r.op, "; ".join(r.output_shapes), f"{r.params:,}", human_count(r.flops))
+        rows += [(r.name, _op(r), "; ".join(r.output_shapes), f"{r.params:,}", human_count(r.flops))
                  for r in self.layers]
         widths = [max(len(row[i]) for row in rows) for i in range(5)]
         rule = "-" * (sum(widths) + 8)
@@ -102,8 +128,13 @@ class Summary:
 
         out = [f"model {self.model}", rule, fmt(rows[0]), rule, *(fmt(r) for r in rows[1:]), rule,
                f"total params: {self.total_params:,} ({human_count(self.total_params)})",
+               *self._frozen_line(),
                f"total FLOPs (per sample): {human_flops(self.total_flops)}"]
         return "\n".join(out) + "\n"
+
+
+def _op(row: LayerStats) -> str:
+    return row.op if row.trainable else f"{row.op} (frozen)"
 
 
 def summarize(graph: Graph) -> Summary:
@@ -117,7 +148,8 @@ def summarize(graph: Graph) -> Summary:
         if node.op == "output":
             shapes = [str(graph.type_of(graph.inputs_of(node.name)[0]))]
         rows.append(LayerStats(node.name, node.op, [str(v) for v in graph.inputs_of(node.name)],
-                               shapes, meta[M.PARAMS], meta[M.FLOPS], meta.get(M.SOURCE)))
+                               shapes, meta[M.PARAMS], meta[M.FLOPS], meta.get(M.SOURCE),
+                               trainable=getattr(meta.get(M.LAYER_OPTIONS), "trainable", True)))
     return Summary(
         graph.name, rows,
         inputs={n.name: str(graph.out_types(n.name)[0]) for n in graph.input_nodes()},
@@ -126,7 +158,7 @@ def summarize(graph: Graph) -> Summary:
 
 
 def count_params(graph: Graph) -> int:
-    """Trainable parameters of ``graph``."""
+    """Parameters of ``graph`` (learnable weights, frozen ones included)."""
     return totals(graph)[0]
 
 

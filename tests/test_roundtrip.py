@@ -26,8 +26,8 @@ def test_resolved_spec_runs_with_the_original_weights(path):
     module = spdnn.build_torch(graph, seed=0).eval()
     again = spdnn.build_torch(spdnn.load_spec_text(dump_spec(graph)), seed=1).eval()
     again.load_state_dict(module.state_dict())
-    x = torch.randn(2, *graph.input_nodes()[0].attrs.shape)
-    assert torch.equal(module(x), again(x))
+    xs = [torch.randn(2, *node.attrs.shape) for node in graph.input_nodes()]
+    assert torch.equal(module(*xs), again(*xs))
 
 
 def test_resolved_spec_keeps_citations_and_ports():

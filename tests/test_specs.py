@@ -51,6 +51,19 @@ EXPECTED = {
 }
 
 
+# specs/building_blocks (sizes chosen small, README decisions 1-6)
+EXPECTED.update({
+    # linear 16 -> 8 filters x 4 base filters; repository of 4 base filters 1x3x3, no bias
+    "dynamic_conv2d": (fc(16, 32) + 4 * 1 * 3 * 3, {"output": (8, 10, 10)}),
+    # G: linear 16 -> 4*3*3*3; the per-sample conv's filters are an input
+    "sample_conv2d": (fc(16, 108), {"output": (4, 8, 8)}),
+    "haar_wavelet": (conv(3, 8, 3) + conv(8, 8, 3) + conv(8, 3, 3), {"output": (3, 16, 16)}),
+    "log_filter_bank": (conv(1, 1, 3), {"output": (3, 32, 32)}),             # the LoG kernels are fixed
+    "minibatch_discrimination": (512 * 100 * 5 + fc(612, 1), {"p": (1,)}),
+    "repeat_code": (conv(3, 4, 3), {"output": (4, 6, 6)}),
+})
+
+
 def iris_parent(kernels: list[int]) -> int:
     """App. D parent (reference 6.9(d), 7.1): hidden convs without bias + BN, 3x3 1-channel output."""
     hidden = kernels[:-1]

@@ -47,15 +47,31 @@ class Emit:
     def weight(self, key: str) -> str:
         """Add the node's parameter ``key`` (``weight``, ``bias``, ``running_mean``...)."""
         name = f"{self.node.name}.{key}"
-        try:
-            array = self.weights[name]
-        except KeyError:
-            raise ExportError(f"no weight {name!r} for node {self.node.name!r}") from None
+        array = self.weights.get(name)
+        if array is None:
+            array = spectrally_normalised(self.weights, self.node.name, key, dim=1 if self.node.op == "conv_transpose2d" else 0)
+        if array is None:
+            raise ExportError(f"no weight {name!r} for node {self.node.name!r}")
         return self.const(name, array)
 
     def const(self, name: str, array: np.ndarray) -> str:
         self.initializers.append((name, np.asarray(array)))
         return name
+
+
+def spectrally_normalised(weights: dict[str, np.ndarray], layer: str, key: str, dim: int = 0) -> np.ndarray | None:
+    """W / sigma for a weight under ``torch.nn.utils.parametrizations.spectral_norm`` (state dict
+    keys ``<layer>.parametrizations.<key>.original`` and ``....0._u`` / ``._v``), with
+    sigma = u . (W v), W as a matrix with axis ``dim`` first: what torch computes in eval mode.
+    None when the layer has no such weight."""
+    prefix = f"{layer}.parametrizations.{key}"
+    try:
+        original, u, v = (weights[f"{prefix}.{k}"] for k in ("original", "0._u", "0._v"))
+    except KeyError:
+        return None
+    w = np.moveaxis(np.asarray(original, dtype=np.float64), dim, 0)
+    sigma = float(np.asarray(u, dtype=np.float64) @ (w.reshape(w.shape[0], -1) @ np.asarray(v, dtype=np.float64)))
+    return (np.asarray(original, dtype=np.float64) / sigma).astype(np.asarray(original).dtype)
 
 
 Emitter = Callable[[Emit], None]

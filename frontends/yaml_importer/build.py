@@ -11,6 +11,9 @@ Rules:
   5. Outputs default to the last layer, named ``output``.
   6. Shapes are inferred; a mismatch is reported at the consuming layer, naming its producers.
   7. The spec's ``passes:`` run last (see :mod:`.passes`).
+  8. Layer options (``trainable``, ``init``, ``spectral_norm``; :mod:`spdnn.layer_options`) are
+     validated per layer and kept in the node's metadata (``meta.LAYER_OPTIONS``) when not default;
+     ``spectral_norm`` on an op other than conv2d / conv_transpose2d / linear is an error.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from spdnn.errors import Problem, SpecError, UnknownOpError
 from spdnn.ir import meta as M
 from spdnn.ir.graph import Graph, Value
 from spdnn.ir.naming import is_valid_name, unique_name
+from spdnn.layer_options import SPECTRAL_NORM_OPS, LayerOptions
 from spdnn.limits import current, limit_message
 from spdnn.ops import OpAttrs, get_op
 from spdnn.ops.base import suggest
@@ -118,8 +122,10 @@ def _inputs(doc, spec: SpecDocument, env, problems) -> dict[str, tuple[InputAttr
 
 
 class _Layer:
-    def __init__(self, draft: LayerDraft, name: str, attrs: OpAttrs, refs: list[Value]):
+    def __init__(self, draft: LayerDraft, name: str, attrs: OpAttrs, refs: list[Value],
+                 options: LayerOptions | None):
         self.draft, self.name, self.attrs, self.refs = draft, name, attrs, refs
+        self.options = options
 
 
 def _validate_layers(doc, drafts: list[LayerDraft], inputs, problems) -> tuple[list[_Layer], dict]:
@@ -146,6 +152,7 @@ def _validate_layers(doc, drafts: list[LayerDraft], inputs, problems) -> tuple[l
     previous = next(iter(inputs)) if len(inputs) == 1 else None
     for idx, d in enumerate(drafts):
         attrs = _attrs(doc, d, problems)
+        options = _options(doc, d, problems)
         refs = d.inputs
         if refs is None:
             if previous is None:
@@ -158,7 +165,7 @@ def _validate_layers(doc, drafts: list[LayerDraft], inputs, problems) -> tuple[l
         if attrs is not None and isinstance(d.op, str):
             _check_arity(doc, d, len(refs), problems)
             defined[d.name] = (d.op, attrs)
-            layers.append(_Layer(d, d.name, attrs, values))
+            layers.append(_Layer(d, d.name, attrs, values, options))
         else:
             defined[d.name] = (None, None)
         previous = d.name
@@ -179,6 +186,24 @@ def _attrs(doc, d: LayerDraft, problems) -> OpAttrs | None:
             tail = p.where[len(_plain(d.path)):] if p.where.startswith(_plain(d.path)) else ""
             problems.append(Problem(f"{d.op}: {p.message}", p.file, p.line, p.column, d.where + tail))
         return None
+
+
+def _options(doc, d: LayerDraft, problems) -> LayerOptions | None:
+    """The layer's options (None: all defaults, or invalid and reported)."""
+    if not d.options:
+        return None
+    try:
+        options = LayerOptions.model_validate(d.options)
+    except ValidationError as e:
+        for p in validation_problems(e, doc, d.path, LayerOptions, noun="layer option"):
+            tail = p.where[len(_plain(d.path)):] if p.where.startswith(_plain(d.path)) else ""
+            problems.append(Problem(p.message, p.file, p.line, p.column, d.where + tail))
+        return None
+    if options.spectral_norm and d.op not in SPECTRAL_NORM_OPS:
+        problems.append(_at(doc, d, "spectral_norm", f"spectral_norm applies to {', '.join(SPECTRAL_NORM_OPS)}; "
+                            f"{d.op!r} has no weight to normalise"))
+        return None
+    return None if options.is_default() else options
 
 
 def _plain(path) -> str:
@@ -323,6 +348,8 @@ def _assemble(doc: Located, spec: SpecDocument, inputs, layers: list[_Layer], ou
         g.meta_of(layer.name)[M.ORIGIN] = Problem("", origin.file, origin.line, origin.column, d.where)
         if d.source:
             g.meta_of(layer.name)[M.SOURCE] = d.source
+        if layer.options is not None:
+            g.meta_of(layer.name)[M.LAYER_OPTIONS] = layer.options
     for name, value in outputs.items() if not partial else ():
         g.add_node(name, "output", {}, [value])
         g.meta_of(name)[M.ORIGIN] = doc.problem(("outputs",), "")

@@ -10,6 +10,8 @@ A spec file describes one network::
     inputs: {image: [1, 28, 28]}  # shape without the batch dimension
     layers:                       # in order; each takes the previous layer unless `inputs:`
       - {name: conv1, op: conv2d, out_channels: $width, kernel_size: 5, source: "Table 4"}
+      - {op: linear, out_features: 10, trainable: false, init: {weight: orthogonal, bias: zeros},
+         spectral_norm: true}     # layer options: spdnn.layer_options
       - repeat: 2                 # repeated block; ${i} counts 1, 2, ...
         layers: [...]
     outputs: {logits: fc}         # or a list of layer names; default: the last layer
@@ -27,14 +29,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
 
 from spdnn.errors import Problem
+from spdnn.layer_options import OPTION_KEYS
 from spdnn.ops.base import suggest
 
 from .loader import Located, PathKey
 
 __all__ = ["SpecDocument", "RepeatBlock", "LAYER_KEYS", "RESERVED_SYSTEM_KEYS", "validation_problems"]
 
-#: Keys of a layer entry that are not op attributes.
-LAYER_KEYS = ("name", "op", "inputs", "source", "note")
+#: Keys of a layer entry that are not op attributes (the last three: :mod:`spdnn.layer_options`).
+LAYER_KEYS = ("name", "op", "inputs", "source", "note", *OPTION_KEYS)
 #: Top-level keys kept for multi-network "system" specs.
 RESERVED_SYSTEM_KEYS = ("networks", "losses", "optimizers", "training")
 

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from spdnn.errors import Problem, SpecError
+from spdnn.layer_options import OPTION_KEYS
 from spdnn.limits import current, limit_message
 from spdnn.ops import all_ops
 from spdnn.ops.base import suggest
@@ -35,6 +36,8 @@ class LayerDraft:
     inputs: list[str] | None = None
     source: str | None = None
     note: str | None = None
+    #: the layer options as written (``trainable``, ``init``, ``spectral_norm``), not yet validated
+    options: dict[str, Any] = field(default_factory=dict)
     attr_paths: dict[str, PathKey] = field(default_factory=dict)
 
 
@@ -185,5 +188,6 @@ def _layer(doc, entry, path, env, defaults, problems, suffix) -> LayerDraft | No
     return LayerDraft(
         op=op, attrs=attrs, path=path, where=where, name=name, inputs=inputs,
         source=values.get("source"), note=values.get("note"),
+        options={k: values[k] for k in OPTION_KEYS if k in values},
         attr_paths={k: (*path, k) for k in attrs},
     )

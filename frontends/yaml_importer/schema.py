@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from spdnn.layer_options import SPECTRAL_NORM_OPS, LayerOptions
 from spdnn.ops import all_ops
 from spdnn.passes import PASSES
 from spdnn.passes.options import options_model
@@ -34,6 +35,23 @@ def _attr_schemas(op: str, defs: dict[str, Any]) -> dict[str, Any]:
             for key, prop in schema.get("properties", {}).items()}
 
 
+def _option_schemas(op: str, defs: dict[str, Any]) -> dict[str, Any]:
+    """``trainable``, ``init`` (a rule name: the weight's, or a mapping per parameter) and, on the
+    ops that have a weight to normalise, ``spectral_norm`` (see :mod:`spdnn.layer_options`)."""
+    schema = LayerOptions.model_json_schema()
+    defs.update(schema.pop("$defs", {}))
+    props = schema["properties"]
+    rule_names = defs["InitRule"]["properties"]["rule"]
+    init = {"anyOf": [rule_names, {"$ref": "#/$defs/InitRule"},
+                      {"type": "object", "additionalProperties": {"anyOf": [rule_names, {"$ref": "#/$defs/InitRule"}]}}],
+            "description": "initialisation: a rule for the weight, or {parameter: rule}"}
+    out = {"trainable": {**props["trainable"], "description": "false: parameters frozen (requires_grad False)"},
+           "init": init}
+    if op in SPECTRAL_NORM_OPS:
+        out["spectral_norm"] = {**props["spectral_norm"], "description": "weight / sigma(weight) (torch spectral_norm)"}
+    return out
+
+
 def _layer_schema(op: str, defs: dict[str, Any]) -> dict[str, Any]:
     opdef = all_ops()[op]
     props: dict[str, Any] = {
@@ -44,6 +62,7 @@ def _layer_schema(op: str, defs: dict[str, Any]) -> dict[str, Any]:
         "source": {"type": "string", "description": "citation: paper, table/figure, lines"},
         "note": {"type": "string"},
     }
+    props.update(_option_schemas(op, defs))
     props.update(_attr_schemas(op, defs))
     return {
         "title": f"{op} layer",

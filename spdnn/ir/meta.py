@@ -18,3 +18,5 @@ FLOPS = "flops"
 MERGED_FROM = "merged_from"
 #: str: the SPDNN label of a merged node's block as the thesis prints it, e.g. ``(3C,4)``.
 SPDNN_LABEL = "spdnn_label"
+#: spdnn.layer_options.LayerOptions: a layer's trainable / init / spectral_norm options (absent: defaults).
+LAYER_OPTIONS = "layer_options"
