@@ -16,7 +16,10 @@ Rules:
      max_pool2d), a smaller one is repeat-value unpooled up (L2617-2624). So one concatenation
      may pool some branches and unpool others. ``align="pool"`` / ``"unpool"`` override this:
      every branch is max-pooled down to the smallest / unpooled up to the largest resolution.
-     Resolutions must differ by an integer factor.
+     Where resolutions do not differ by an integer factor, each branch is pooled / unpooled by the
+     nearest integer factor and then every branch is centre-cropped to the smallest height and
+     width among them (``crop``, U-Net's answer for 'valid'-padded branches a few pixels apart);
+     a crop removing more than a quarter of a branch's height or width is refused.
   5. When several blocks feed the output (the parents' last layers did not merge), their final
      activation (sigmoid, softmax, tanh) moves into an output head: concatenation, then one
      layer with the parents' output width (a ``head_kernel`` x ``head_kernel`` 'same' conv, or a
@@ -146,22 +149,47 @@ def _align(b: _Builder, base: str, ins: list[_Branch], align: Align, target: tup
         target = max(sizes)
     elif align == "pool" or not target:
         target = min(sizes)
-    return [_resample(b, base, branch, size, tuple(target)) for branch, size in zip(ins, sizes, strict=True)]
+    values = [_resample(b, base, branch, size, tuple(target)) for branch, size in zip(ins, sizes, strict=True)]
+    return _crop_to_smallest(b, base, values)
+
+
+def _nearest_factor(size: tuple[int, ...], target: tuple[int, ...]) -> tuple[int, int, bool]:
+    """(factor along height, along width, down?) of the integer rescaling that brings ``size``
+    nearest to ``target`` (rule 4); factors 1 when no rescaling brings it nearer."""
+    down = size[0] * size[1] >= target[0] * target[1]
+    big, small = (size, target) if down else (target, size)
+    return max(1, round(big[0] / small[0])), max(1, round(big[1] / small[1])), down
 
 
 def _resample(b: _Builder, base: str, branch: _Branch, size: tuple[int, ...], target: tuple[int, ...]) -> Value:
-    """``branch`` brought from ``size`` to ``target`` by pooling or repeat-unpooling."""
-    if size == target:
+    """``branch`` brought from ``size`` to about ``target`` by pooling or repeat-unpooling by
+    the nearest integer factor (exactly ``target`` when the sizes differ by an integer factor)."""
+    fh, fw, down = _nearest_factor(size, target)
+    if (fh, fw) == (1, 1):
         return branch.value
-    down = all(s >= t for s, t in zip(size, target, strict=True))
-    big, small = (size, target) if down else (target, size)
-    fh, fw = big[0] // small[0], big[1] // small[1]
-    if (small[0] * fh, small[1] * fw) != big:
-        raise MergeError(f"cannot align {size[0]}x{size[1]} with {target[0]}x{target[1]} at {base!r}: "
-                         "resolutions must differ by an integer factor")
     if down:
         return b.add(f"{base}_align", branch.pool_kind, {"kernel_size": [fh, fw]}, [branch.value])
     return b.add(f"{base}_align", "repeat_unpool", {"factor": [fh, fw]}, [branch.value])
+
+
+def _crop_to_smallest(b: _Builder, base: str, values: list[Value]) -> list[Value]:
+    """Centre-crop every branch to the smallest height and width among them (U-Net's "copy and
+    crop" of 'valid'-padded branches). A crop may remove at most a quarter of a branch's height
+    or width (U-Net's crops remove 12-24%); beyond that the branches are not "a few pixels"
+    apart and the merge is refused."""
+    sizes = [tuple(int(d) for d in b.type(v).shape[2:]) for v in values]
+    smallest = (min(s[0] for s in sizes), min(s[1] for s in sizes))
+    out = []
+    for v, size in zip(values, sizes, strict=True):
+        if size != smallest:
+            if any(4 * (s - t) > s for s, t in zip(size, smallest, strict=True)):
+                shown = ", ".join(f"{h}x{w}" for h, w in sizes)
+                raise MergeError(f"cannot align the branches concatenated at {base!r} ({shown}): after pooling or "
+                                 "unpooling by integer factors they still differ by more than a quarter of their "
+                                 "size, too much for a centre crop")
+            v = b.add(f"{base}_crop", "crop", {"size": list(smallest)}, [v])
+        out.append(v)
+    return out
 
 
 def _join(b: _Builder, base: str, ins: list[_Branch], flat: bool, align: Align,
