@@ -14,7 +14,7 @@ from spdnn.merge.contract import Contraction, LabelKey, contract
 from spdnn.merge.decisions import RULE, Decision, decisions
 from spdnn.merge.label_input import label_from_input
 from spdnn.merge.label_output import label_from_output
-from spdnn.merge.layer_graph import LayerGraph, MergeError, format_label, from_networks
+from spdnn.merge.layer_graph import JOIN_OPS, LayerGraph, MergeError, format_label, from_networks
 from spdnn.merge.to_network import Align, to_network
 from spdnn.merge.widths import fit_budget, member_widths, summed_widths
 from spdnn.summary import Summary, summarize, totals
@@ -197,6 +197,10 @@ def _merge(parents: list[Graph], name: str, options: MergeOptions) -> MergeResul
         stages["contracted"] = current
     stages["final"] = current
     if options.init_from_parents:
+        joined = sorted(p.name for p in parents if any(n.op in JOIN_OPS for n in p))
+        if joined:
+            raise MergeError(f"init_from_parents takes chain or tree parents; {', '.join(joined)} join paths "
+                             "(add or concat), whose block-diagonal warm start is not defined yet")
         if options.budget is not None:
             raise MergeError("a parameter budget cannot be combined with init_from_parents: the warm start needs "
                              "every member's channels (widths summed); drop one of the two")

@@ -25,7 +25,13 @@ Rules:
      layer with the parents' output width (a ``head_kernel`` x ``head_kernel`` 'same' conv, or a
      linear layer for vector outputs), then that activation (App. A Fig. 1; App. B "one channel
      convolutional layer").
-  6. A block's layer and tail nodes record the parent layers it stands for and its label in
+  6. A residual add (join block, layer_graph rule 5) sums its incoming branches, aligned like a
+     concatenation to the resolution its own parent had there, then applies its tail. Every
+     block that feeds an add, directly or through other adds, gets one common width: the
+     largest of their widths, or the input's channels when the input is a summand (an identity
+     skip from the input). A join left with one incoming branch (its summands merged into one
+     block) passes that branch on.
+  7. A block's layer and tail nodes record the parent layers it stands for and its label in
      their meta (``meta.MERGED_FROM``, ``meta.SPDNN_LABEL``).
 """
 
@@ -37,7 +43,7 @@ from spdnn.ir import meta as M
 from spdnn.ir.graph import Graph, Value
 from spdnn.ir.types import TensorType
 from spdnn.merge.decisions import resolution_member
-from spdnn.merge.layer_graph import INPUT, OUTPUT, Block, LayerGraph, MergeError, Op, format_label
+from spdnn.merge.layer_graph import INPUT, JOIN, OUTPUT, Block, LayerGraph, MergeError, Op, format_label
 from spdnn.passes.infer_shapes import infer_node
 
 __all__ = ["to_network", "FINAL_ACTIVATIONS"]
@@ -68,7 +74,7 @@ def to_network(lg: LayerGraph, widths: dict[str, int] | None = None, align: Alig
     """Build the IR graph of ``lg``; raise MergeError when shapes cannot be reconciled."""
     if align not in ALIGNS:
         raise MergeError(f"unknown alignment {align!r}; choose one of {', '.join(ALIGNS)}")
-    widths = widths or {}
+    widths = tied_widths(lg, widths or {})
     b = _Builder(lg.name)
     values: dict[str, Value] = {INPUT: b.add("input", "input", {"shape": list(lg.input_shape)}, [])}
     after_edge: dict[tuple, Value] = {}
@@ -79,9 +85,11 @@ def to_network(lg: LayerGraph, widths: dict[str, int] | None = None, align: Alig
         preds = lg.predecessors(n)
         ins = [_Branch(_through_edge(b, lg, p, n, values, after_edge), _pool_kind(lg, p, n)) for p in preds]
         target = resolution_member(block.members).in_size if len(preds) > 1 else ()
-        x = _join(b, n, ins, block.kind == "F", align, target)
-        attrs = _layer_attrs(block, widths.get(n))
-        x = b.add(n, block.layer.op, attrs, [x])
+        if block.kind == JOIN:
+            x = _sum(b, n, ins, align, target)
+        else:
+            x = _join(b, n, ins, block.kind == "F", align, target)
+            x = b.add(n, block.layer.op, _layer_attrs(block, widths.get(n)), [x])
         made = [x.node]
         tail = block.tail[: len(block.tail) - len(head_ops)] if n in out_preds and head_ops else block.tail
         for op in tail:
@@ -103,6 +111,45 @@ def to_network(lg: LayerGraph, widths: dict[str, int] | None = None, align: Alig
     b.add("output", "output", {}, [y])
     b.g.verify()
     return b.g
+
+
+def tied_widths(lg: LayerGraph, widths: dict[str, int]) -> dict[str, int]:
+    """``widths`` with every block feeding a residual add, directly or through other adds, set
+    to one common width (rule 6)."""
+    joins = [n for n in lg.layers() if lg.block(n).kind == JOIN]
+    if not joins:
+        return widths
+    group_of: dict[str, str] = {}  # union-find over adds and the blocks they sum
+
+    def find(n: str) -> str:
+        while group_of.get(n, n) != n:
+            n = group_of[n]
+        return n
+
+    for j in joins:
+        for p in lg.predecessors(j, ordered=False):
+            group_of[find(p)] = find(j)
+    groups: dict[str, list[str]] = {}
+    for n in group_of:
+        groups.setdefault(find(n), []).append(n)
+    out = dict(widths)
+    for members in groups.values():
+        summands = [n for n in members if n != INPUT and lg.block(n).kind != JOIN]
+        if INPUT in members:
+            common = int(lg.input_shape[0])
+        else:
+            common = max(out.get(n, lg.block(n).members[0].width) for n in summands)
+        out.update({n: common for n in summands})
+    return out
+
+
+def _sum(b: _Builder, base: str, ins: list[_Branch], align: Align, target: tuple[int, ...]) -> Value:
+    if len(ins) == 1:
+        return ins[0].value
+    ranks = {b.type(v.value).rank for v in ins}
+    values = _align(b, base, ins, align, target if len(target) == 2 else ()) if ranks == {4} else \
+        [v.value for v in ins]
+    return b.add(base, "add", {}, values)
 
 
 def _layer_attrs(block: Block, width: int | None) -> dict[str, Any]:
