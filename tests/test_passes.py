@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -133,7 +134,8 @@ def test_spdnn_passes_lists_and_describes(capsys):
     out = capsys.readouterr().out
     for name, cls in PASSES.items():
         assert f"{name}  {cls.__doc__.strip().splitlines()[0]}" in " ".join(out.split("  ")).replace("   ", "  ") or name in out
-    assert "insert-dropout  After every conv2d whose output feeds other layers, insert a dropout with probability p." in out
+    assert re.search(r"^insert-dropout +After every conv2d whose output feeds other layers, insert a dropout with "
+                     r"probability p\.$", out, re.M)
     assert main(["passes", "insert-dropout"]) == 0
     out = capsys.readouterr().out
     assert "  p      float (>= 0, < 1)         default 0.5       Drop probability of each inserted dropout." in out

@@ -26,3 +26,8 @@ __all__ = [
 
 register_pass(InferShapesPass)
 register_pass(InsertDropoutPass)
+
+from spdnn.passes.spdnn import SPDNN_STAGES  # noqa: E402  (the SPDNN merge stages; they import spdnn.merge)
+
+for _stage in SPDNN_STAGES:
+    register_pass(_stage)
