@@ -27,7 +27,8 @@ class ModulePass(Pass):
                             "spdnn merge runs the whole pipeline")
 
     def ensures(self, module: MergeModule) -> None:
-        module.verify()
+        """Nothing more: spdnn-to-network verifies the network as it builds it, and a pass
+        manager with ``verify_each`` calls ``module.verify()`` after every stage anyway."""
 
     def call(self, module: MergeModule) -> PassResult:
         raise NotImplementedError
