@@ -18,11 +18,13 @@ pass in place of one stage; the next stage reads only these keys.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from spdnn.errors import SpdnnError
 from spdnn.ir.graph import Graph
-from spdnn.merge.layer_graph import LayerGraph, MergeError
+
+if TYPE_CHECKING:  # spdnn.merge imports the passes: the stage passes import it only when they run
+    from spdnn.merge.layer_graph import LayerGraph
 
 __all__ = ["MergeModule"]
 
@@ -38,6 +40,8 @@ class MergeModule:
     @classmethod
     def of(cls, parents: list[Graph], name: str = "merged") -> MergeModule:
         """A module of ``parents`` ordered by name; two parents of one name are refused."""
+        from spdnn.merge.layer_graph import MergeError
+
         graphs: dict[str, Graph] = {}
         for parent in sorted(parents, key=lambda p: p.name):
             if parent.name in graphs:

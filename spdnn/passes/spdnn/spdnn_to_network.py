@@ -8,11 +8,9 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field
 
 from spdnn.ir.graph import Graph
-from spdnn.merge.layer_graph import MergeError
 from spdnn.passes.base import PassResult
 from spdnn.passes.spdnn.base import ModulePass
 from spdnn.passes.spdnn.module import MergeModule
-from spdnn.summary import totals
 
 __all__ = ["SpdnnToNetworkPass"]
 
@@ -42,7 +40,9 @@ class SpdnnToNetworkPass(ModulePass):
     """Parameter budget: a count, 'largest' (the largest parent's count) or none."""
 
     def call(self, module: MergeModule) -> PassResult:
+        from spdnn.merge.layer_graph import MergeError
         from spdnn.merge.to_network import to_network
+        from spdnn.summary import totals
         from spdnn.merge.widths import fit_budget, member_widths  # imported here: spdnn.merge imports the passes
 
         lg = module.layer_graph
