@@ -43,5 +43,4 @@ class SpdnnContractPass(ModulePass):
         module.contractions.append(result)
         module.analyses["layer_graph"] = result.graph
         module.stages.setdefault("contracted", result.graph)
-        module.stages["final"] = result.graph
         return PassResult(module, any(len(m) > 1 for m in result.groups.values()))

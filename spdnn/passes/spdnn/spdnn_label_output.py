@@ -31,5 +31,5 @@ class SpdnnLabelOutputPass(ModulePass):
 
         lg = label_from_output(module.layer_graph.copy())
         module.analyses["layer_graph"] = lg
-        module.stages["relabelled"] = module.stages["final"] = lg
+        module.stages["relabelled"] = lg
         return PassResult(module, True)

@@ -61,5 +61,6 @@ class SpdnnToNetworkPass(ModulePass):
             widths, _ = fit_budget(lg, widths, budget, lambda w: totals(build(w))[0])
         module.analyses["widths"] = widths
         module.analyses["network"] = build(widths)
+        module.stages.pop("final", None)  # last, after the stages it comes from
         module.stages["final"] = lg
         return PassResult(module, True)
