@@ -307,14 +307,14 @@ def test_unmergeable_parents_are_clear_errors(parents, message):
         merge_networks(parents)
 
 
-def test_parents_with_joins_are_refused():
-    g = spdnn.Graph("skip")
+def test_parents_with_joins_other_than_add_and_concat_are_refused():
+    g = spdnn.Graph("gate")
     g.add_node("x", "input", {"shape": [1, 8, 8]})
     g.add_node("a", "conv2d", {"out_channels": 1, "kernel_size": 3, "padding": "same"}, ["x"])
-    g.add_node("s", "add", {}, ["a", "x"])
+    g.add_node("s", "mul", {}, ["a", "x"])
     g.add_node("y", "output", {}, ["s"])
     spdnn.infer_shapes(g)
-    with pytest.raises(MergeError, match="joins or splits paths"):
+    with pytest.raises(MergeError, match=r"node 's' \(mul\) joins or splits paths.*'add' or channel 'concat'"):
         merge_networks([g, chain("c", [conv(3, width=1)], shape=(1, 8, 8))])
 
 

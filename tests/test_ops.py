@@ -92,6 +92,8 @@ CASES = [
     ("pad", {"padding": [1, 0, 0, 1], "mode": "reflect"}, [(2, 4, 4)],
      lambda m, x: torch.nn.ReflectionPad2d((1, 0, 0, 1))(x)),
     ("pad", {"padding": 2}, [(1, 3, 3)], lambda m, x: F.pad(x, (2, 2, 2, 2))),
+    ("crop", {"size": [3, 4]}, [(2, 6, 7)], lambda m, x: x[:, :, 1:4, 1:5]),  # odd margins: extra at the end
+    ("crop", {"size": [4, 4]}, [(1, 4, 4)], lambda m, x: x),
     ("pad", {"padding": [1, 2], "mode": "constant", "value": 1.5}, [(1, 3, 3)],
      lambda m, x: F.pad(x, (2, 2, 1, 1), value=1.5)),
     ("pad", {"padding": [0, 1, 2, 3], "mode": "replicate"}, [(1, 3, 3)],
@@ -163,6 +165,7 @@ def test_conv_flops_count_two_per_mac():
     ("mul", {}, [(3,), (4,)], "mul needs equal shapes"),
     ("max_pool2d", {"kernel_size": 4}, [(1, 3, 3)], "pooling does not fit"),
     ("pad", {"padding": 3, "mode": "reflect"}, [(1, 3, 3)], "must be smaller than"),
+    ("crop", {"size": [5, 3]}, [(1, 4, 4)], "crop to 5x3 is larger than the 4x4 input"),
     ("softmax", {"dim": 0}, [(3,)], "not a non-batch dimension"),
     ("batch_norm", {}, [(2, 3)], "expects a 2-D or 4-D input"),
     ("flatten", {"start_dim": 0}, [(3, 4)], "batch dimension 0 stays"),

@@ -26,7 +26,7 @@ def test_issue_ops_are_registered():
         "input", "output", "conv2d", "conv_transpose2d", "linear", "flatten", "reshape", "batch_norm",
         "dropout", "gaussian_noise", "relu", "leaky_relu", "elu", "tanh", "sigmoid", "softmax",
         "identity", "max_pool2d", "max_unpool2d", "avg_pool2d", "adaptive_avg_pool2d", "upsample",
-        "repeat_unpool", "concat", "add", "mul", "pad",
+        "repeat_unpool", "concat", "add", "mul", "pad", "crop",
         # the papers' building blocks (issue 11)
         "dynamic_conv2d", "sample_conv2d", "haar_pool", "haar_unpool", "log_filter_bank",
         "minibatch_discrimination", "repeat_code", "wct",

@@ -17,6 +17,7 @@ from spdnn.errors import ExportError
 from spdnn.ir.graph import Node
 from spdnn.ir.types import TensorType
 from spdnn.ops.conv import resolve_conv_padding
+from spdnn.ops.crop import crop_box
 from spdnn.ops.tables import LoweringTable, UnsupportedTable
 
 __all__ = ["EMITTERS", "UNSUPPORTED", "Emit"]
@@ -252,6 +253,16 @@ def _upsample(e: Emit) -> None:
 @emitter("repeat_unpool")
 def _repeat_unpool(e: Emit) -> None:
     _resize(e, "nearest", "asymmetric")
+
+
+@emitter("crop")
+def _crop(e: Emit) -> None:
+    top, left, bottom, right = crop_box(e.node.attrs.size, int(e.in_types[0].shape[2]), int(e.in_types[0].shape[3]))
+    name = e.node.name
+    starts = e.const(f"{name}.starts", np.array([top, left], np.int64))
+    ends = e.const(f"{name}.ends", np.array([bottom, right], np.int64))
+    axes = e.const(f"{name}.axes", np.array([2, 3], np.int64))
+    e.op("Slice", [e.inputs[0], starts, ends, axes], e.outputs, suffix="")
 
 
 @emitter("pad")

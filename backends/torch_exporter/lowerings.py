@@ -15,6 +15,7 @@ from torch import nn
 from spdnn.ir.graph import Node
 from spdnn.ir.types import TensorType
 from spdnn.ops.conv import resolve_conv_padding
+from spdnn.ops.crop import crop_box
 from spdnn.ops.tables import LoweringTable, UnsupportedTable
 
 __all__ = ["LOWERINGS", "UNSUPPORTED", "BOUNDARY_OPS", "lower"]
@@ -116,6 +117,22 @@ class Pad(nn.Module):
 
     def extra_repr(self) -> str:
         return f"padding={self.padding}, mode={self.mode!r}"
+
+
+class Crop(nn.Module):
+    """Keeps the window ``box`` = (top, left, bottom, right) of the spatial dimensions (the
+    centre window of the ``crop`` op, computed from the input size at lowering)."""
+
+    def __init__(self, box: tuple[int, int, int, int]):
+        super().__init__()
+        self.box = tuple(box)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        top, left, bottom, right = self.box
+        return x[:, :, top:bottom, left:right]
+
+    def extra_repr(self) -> str:
+        return f"box={self.box}"
 
 
 class GaussianNoise(nn.Module):
@@ -230,6 +247,7 @@ _simple("identity", lambda a, ins: nn.Identity())
 _simple("adaptive_avg_pool2d", lambda a, ins: nn.AdaptiveAvgPool2d(a.output_size))
 _simple("repeat_unpool", lambda a, ins: RepeatUnpool(a.factor))
 _simple("concat", lambda a, ins: Concat(a.axis % ins[0].rank))
+_simple("crop", lambda a, ins: Crop(crop_box(a.size, int(ins[0].shape[2]), int(ins[0].shape[3]))))
 _simple("add", lambda a, ins: Add())
 _simple("mul", lambda a, ins: Mul())
 _simple("pad", lambda a, ins: Pad(a.padding, "constant" if a.mode in ("zeros", "constant") else a.mode,

@@ -14,6 +14,7 @@ import numpy as np
 import onnx
 
 from spdnn.ir.graph import Value
+from spdnn.ops.crop import crop_box
 
 from .attrs import Attr
 from .fold import BATCH
@@ -419,6 +420,26 @@ def _pad(ctx: Context, node, a):
     return [ctx.add("pad", {"padding": [left, right, top, bottom], "mode": ours,
                             "value": float(np.asarray(value).reshape(-1)[0]) if np.size(value) else 0.0},
                     [ctx.value(node.input[0])])]
+
+
+@handler("Slice")
+def _slice(ctx: Context, node, a):
+    """A Slice of H and W (axes 2 and 3, step 1) that keeps the centre window is a ``crop``."""
+    _spatial(ctx, node)
+    if not _input(node, 3) or (_input(node, 4) and np.any(ctx.need_const(node.input[4], "Slice's steps") != 1)):
+        raise Unsupported("only slices with explicit axes and step 1 (centre crops) are supported")
+    starts, ends, axes = (ctx.need_const(node.input[i], f"Slice's input {i}").reshape(-1).tolist() for i in (1, 2, 3))
+    shape = ctx.type(ctx.value(node.input[0])).shape
+    height, width = int(shape[2]), int(shape[3])
+    box = {ax % 4: (s, min(e, (height, width)[ax % 4 - 2])) for s, e, ax in zip(starts, ends, axes, strict=True)
+           if ax % 4 in (2, 3)}
+    if len(box) != len(axes) or any(s < 0 for s, _ in box.values()):
+        raise Unsupported(f"slice of axes {axes} with starts {starts}: only non-negative starts on H and W")
+    (top, bottom), (left, right) = box.get(2, (0, height)), box.get(3, (0, width))
+    size = (bottom - top, right - left)
+    if min(size) < 1 or crop_box(size, height, width) != (top, left, bottom, right):
+        raise Unsupported(f"slice rows {top}:{bottom}, columns {left}:{right} of {height}x{width} is not a centre crop")
+    return [ctx.add("crop", {"size": list(size)}, [ctx.value(node.input[0])])]
 
 
 @handler("Dropout", ratio=FLOAT, seed=INT, is_test=BOOL)

@@ -17,7 +17,8 @@ Rules:
   4. When every edge goes from a smaller to a larger label distance (always true after labelling
      from the input, whose distance is the longest path) no merge can close a cycle and the
      search is skipped: contraction is then linear in the graph size.
-  5. With ``key="extended"`` blocks must also agree on stride, padding, dilation, groups and
+  5. A residual add (join block) never merges: its summands must keep their own shapes.
+  6. With ``key="extended"`` blocks must also agree on stride, padding, dilation, groups and
      their tail ops (normalisation, activation, dropout) to merge.
 """
 
@@ -28,7 +29,7 @@ from typing import Literal
 
 from spdnn.ir.naming import unique_name
 from spdnn.merge.decisions import winning_edge, winning_member
-from spdnn.merge.layer_graph import INPUT, OUTPUT, Block, Edge, LayerGraph, format_label
+from spdnn.merge.layer_graph import INPUT, JOIN, OUTPUT, Block, Edge, LayerGraph, format_label
 
 __all__ = ["Contraction", "Refusal", "contract"]
 
@@ -96,7 +97,8 @@ def contract(lg: LayerGraph, key: LabelKey = "paper", tag: str = "d") -> Contrac
         pred_groups = {group_of[p] for p in lg.predecessors(n, ordered=False)}
         reaching = 0 if skip_search else reach.reaching_any(pred_groups)
         chosen = None
-        if n not in (INPUT, OUTPUT):
+        mergeable = n not in (INPUT, OUTPUT) and block.kind != JOIN
+        if mergeable:
             for g in candidates.get(_key(block, key), ()):
                 if skip_search:
                     chosen = g
@@ -111,7 +113,7 @@ def contract(lg: LayerGraph, key: LabelKey = "paper", tag: str = "d") -> Contrac
             members.append([])
             if not skip_search:
                 reach.add_group()
-            if n not in (INPUT, OUTPUT):
+            if mergeable:
                 candidates.setdefault(_key(block, key), []).append(chosen)
         members[chosen].append(n)
         if not skip_search:

@@ -9,11 +9,15 @@ Rules:
      longest path also makes every edge go from a smaller to a larger distance, which keeps the
      first contraction acyclic.)
   4. The input is labelled ``(input,0)``; the output node gets no label (it is merged anyway).
+  5. A residual add (join block, layer_graph rule 5) is not a layer: its distance is the largest
+     of its summands', and the layer after it counts one more; its structure is ``+`` (with
+     the pooling part), e.g. ``(+,2)``. A branch of a parent is an out-edge, an inner channel
+     concatenation several in-edges: the longest path covers both.
 """
 
 from __future__ import annotations
 
-from spdnn.merge.layer_graph import INPUT, OUTPUT, LayerGraph
+from spdnn.merge.layer_graph import INPUT, JOIN, OUTPUT, LayerGraph
 
 __all__ = ["label_from_input"]
 
@@ -29,7 +33,8 @@ def label_from_input(lg: LayerGraph) -> LayerGraph:
             block.label = None
             continue
         else:
-            distance[n] = 1 + max(distance[p] for p in lg.predecessors(n, ordered=False))
+            step = 0 if block.kind == JOIN else 1
+            distance[n] = step + max(distance[p] for p in lg.predecessors(n, ordered=False))
         block.label = (block.structure, distance[n])
     return lg
 

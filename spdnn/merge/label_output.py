@@ -4,13 +4,14 @@ Rules:
   1. A layer's label is (structure, smallest distance to the output node); the structure is the
      one of step 1 (pooling part included).
   2. Layers feeding the output have distance 1; the output node itself 0 and no label.
+  3. A residual add (join block) is not a layer: it adds nothing to the distance of the layers
+     before it and takes the smallest distance of its successors, e.g. ``(+,1)`` before the
+     last layer.
 """
 
 from __future__ import annotations
 
-from collections import deque
-
-from spdnn.merge.layer_graph import INPUT, OUTPUT, LayerGraph
+from spdnn.merge.layer_graph import INPUT, JOIN, OUTPUT, LayerGraph
 
 __all__ = ["label_from_output"]
 
@@ -18,13 +19,11 @@ __all__ = ["label_from_output"]
 def label_from_output(lg: LayerGraph) -> LayerGraph:
     """Label every block in place with (structure, smallest distance to the output)."""
     distance = {OUTPUT: 0}
-    queue = deque([OUTPUT])
-    while queue:  # breadth-first on reversed edges gives smallest distances
-        n = queue.popleft()
-        for p in lg.predecessors(n, ordered=False):
-            if p not in distance:
-                distance[p] = distance[n] + 1
-                queue.append(p)
+    for n in reversed(lg.order()):  # successors first: a shortest path in one sweep of the DAG
+        if n == OUTPUT:
+            continue
+        step = 0 if lg.block(n).kind == JOIN else 1
+        distance[n] = step + min(distance[s] for s in lg.successors(n, ordered=False))
     for n in lg.order():
         block = lg.block(n)
         if n == INPUT:
@@ -34,4 +33,3 @@ def label_from_output(lg: LayerGraph) -> LayerGraph:
         else:
             block.label = (block.structure, distance[n])
     return lg
-

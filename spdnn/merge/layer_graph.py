@@ -6,8 +6,16 @@ Rules of the translation from an IR network (thesis S1 R1-R3, S3 L3379-3382):
   2. Pooling, unpooling, flatten and reshape are not nodes: they are kept, in order, on the edge
      where they sat (``Edge.transitions``) and their effect lives in the labels (sticky pooling).
   3. Each parent contributes its layers; all parents share one ``input`` and one ``output`` node.
-  4. Parents must be chains or DAGs of layers without joins (concat/add) and have one input and
-     one output; every parent's input must have the same shape.
+  4. Parents are any DAG of single-output ops with one input and one output; every parent's
+     input must have the same shape. Branches (a value read by several ops) are out-edges.
+  5. Joins: a channel ``concat`` inside a parent is not a node: the layer reading it gets one
+     edge from every concatenated branch (the layer graph's own meaning of several producers,
+     to_network rule 3), and ops after the concat (pooling, activation) are put on every one of
+     those edges (they commute with a channel concatenation). A residual ``add`` is a join
+     block (kind ``A``, structure ``+`` plus its pooling) with an edge from every summand; the
+     ops after it (activation) are its tail. It is not a layer: it does not count in label
+     distances and it never merges with another block (summands must keep their shapes), and
+     every block feeding it gets one common width (:func:`spdnn.merge.to_network.to_network`).
   5. Parents are taken in the order of their names (not the order given), so the order on the
      command line never changes the result: every "first" below means alphabetically first.
   6. Each member keeps its own layer op, tail ops and input resolution, and each edge the
@@ -31,10 +39,13 @@ from spdnn.ops import OpAttrs
 if TYPE_CHECKING:
     import networkx as nx
 
-__all__ = ["Op", "Member", "Block", "LayerGraph", "LAYER_OPS", "POOL_OPS", "UNPOOL_OPS",
+__all__ = ["Op", "Member", "Block", "LayerGraph", "LAYER_OPS", "JOIN", "JOIN_OPS", "POOL_OPS", "UNPOOL_OPS",
            "from_networks", "MergeError"]
 
 LAYER_OPS = {"conv2d": "C", "conv_transpose2d": "T", "linear": "F"}
+#: joins a parent may contain (rule 5); an ``add`` becomes a join block of kind JOIN
+JOIN_OPS = {"add", "concat"}
+JOIN = "A"
 POOL_OPS = {"max_pool2d", "avg_pool2d"}
 UNPOOL_OPS = {"repeat_unpool", "upsample", "max_unpool2d"}
 _RESHAPE_OPS = {"flatten", "reshape"}
@@ -107,7 +118,8 @@ class Block:
     """A node of the layer graph.
 
     Attributes:
-        kind: "input", "output", or the layer letter: C (conv), T (transposed conv), F (FC).
+        kind: "input", "output", the layer letter: C (conv), T (transposed conv), F (FC), or A
+            for a residual add (rule 5).
         layer: the layer op (conv2d/linear/...) of the winning member (spdnn.merge.decisions), the
             template when rebuilding.
         tail: ops after the layer (BN, activation, dropout), from the winning member.
@@ -133,6 +145,9 @@ class Block:
         """The label's structure part as the thesis writes it: 3C, 30F, 3C8P (S1 L1140-1146)."""
         if self.kind in (INPUT, OUTPUT):
             return self.kind
+        if self.kind == JOIN:
+            pool, unpool = _products(self.pooling)
+            return "+" + (f"{pool}P" if pool > 1 else "") + (f"{unpool}U" if unpool > 1 else "")
         if self.kind == "F":
             return f"{self.layer.attrs.out_features}F"
         kh, kw = self.kernel
@@ -155,6 +170,8 @@ class Block:
 
 
 def _slug(block: Block) -> str:
+    if block.kind == JOIN:
+        return "add"
     if block.kind == "F":
         return f"f{block.layer.attrs.out_features}"
     kh, kw = block.kernel
@@ -266,8 +283,10 @@ class LayerGraph:
         preds = self._pred[node_id]
         return sorted(preds, key=self._index.__getitem__) if ordered else list(preds)
 
-    def successors(self, node_id: str) -> list[str]:
-        return sorted(self._succ[node_id], key=self._index.__getitem__)
+    def successors(self, node_id: str, ordered: bool = True) -> list[str]:
+        """Consumers of ``node_id``, by insertion index (``ordered=False``: any order, faster)."""
+        succ = self._succ[node_id]
+        return sorted(succ, key=self._index.__getitem__) if ordered else list(succ)
 
     def layers(self) -> list[str]:
         """Layer node ids (input and output excluded) in topological order."""
@@ -377,8 +396,9 @@ def from_networks(parents: list[Graph], name: str = "merged") -> LayerGraph:
         seen_names.add(parent.name)
     lasts = [_add_parent(lg, parent) for parent in parents]
     lg.add(OUTPUT, Block(OUTPUT))
-    for last, edge in lasts:
-        lg.connect(last, OUTPUT, edge)
+    for feeds in lasts:
+        for last, edge in feeds:
+            lg.connect(last, OUTPUT, edge)
     lg.parents = [p.name for p in parents]
     for n in lg.layers():  # members keep their own ops (tails are complete only now)
         b = lg.block(n)
@@ -387,8 +407,12 @@ def from_networks(parents: list[Graph], name: str = "merged") -> LayerGraph:
     return lg
 
 
-def _add_parent(lg: LayerGraph, parent: Graph) -> tuple[str, Edge]:
-    """Add one parent's blocks; return its last block and the edge to the output."""
+#: (producing block id or INPUT, transitions since it) -- the sources of one value of a parent
+_Feeds = tuple[tuple[str, tuple[Op, ...]], ...]
+
+
+def _add_parent(lg: LayerGraph, parent: Graph) -> _Feeds:
+    """Add one parent's blocks (rules 1-4); return the feeds of its output."""
     ins, outs = parent.input_nodes(), parent.output_nodes()
     if len(ins) != 1 or len(outs) != 1:
         raise MergeError(f"parent {parent.name!r} has {len(ins)} inputs and {len(outs)} outputs; "
@@ -403,39 +427,54 @@ def _add_parent(lg: LayerGraph, parent: Graph) -> tuple[str, Edge]:
                          "parents must produce the same output")
     lg.input_shape, lg.output_shape = in_shape, out_shape
     lg.pool_kinds[parent.name] = "avg_pool2d" if parent.nodes("avg_pool2d") else "max_pool2d"
-    # owner[value node] = (block id or INPUT, transitions since that block)
-    owner: dict[str, tuple[str, tuple[Op, ...]]] = {ins[0].name: (INPUT, ())}
+    feeds: dict[str, _Feeds] = {ins[0].name: ((INPUT, ()),)}
     pooling: dict[str, tuple[int, ...]] = {INPUT: ()}
     for node in parent:
         if node.op in ("input", "output"):
             continue
         preds = parent.inputs_of(node.name)
-        if len(preds) != 1 or preds[0].port:
-            raise MergeError(f"parent {parent.name!r}: layer {node.name!r} ({node.op}) joins or splits "
-                             "paths; SPDNN merging takes parents whose layers form chains or trees")
-        src, trans = owner[preds[0].node]
+        if any(v.port for v in preds) or (len(preds) != 1 and node.op not in JOIN_OPS):
+            raise MergeError(f"parent {parent.name!r}: node {node.name!r} ({node.op}) joins or splits paths in a "
+                             "way SPDNN merging does not take; joins must be 'add' or channel 'concat'")
+        if node.op == "concat":
+            rank = parent.type_of(preds[0]).rank
+            if node.attrs.axis % rank != 1:
+                raise MergeError(f"parent {parent.name!r}: concat {node.name!r} joins on axis {node.attrs.axis}; "
+                                 "SPDNN merging takes channel concatenations (axis 1) only")
+            feeds[node.name] = tuple(f for v in preds for f in feeds[v.node])  # rule 5
+            continue
+        incoming = tuple(f for v in preds for f in feeds[v.node])
         op = Op(node.op, node.attrs)
-        if node.op in LAYER_OPS:
+        if node.op in LAYER_OPS or node.op == "add":
             block_id = f"{parent.name}__{node.name}"
+            src, trans = incoming[0]
             pool = () if node.op == "linear" else apply_transitions(pooling[src], trans)
-            width = getattr(node.attrs, "out_channels", None) or node.attrs.out_features
+            if node.op == "add":
+                width = int(parent.out_types(node.name)[0].shape[1])
+            else:
+                width = getattr(node.attrs, "out_channels", None) or node.attrs.out_features
             in_size = tuple(int(d) for d in parent.type_of(preds[0]).sample_shape[1:])
             source = "" if src == INPUT else lg.block(src).members[0].layer
-            lg.add(block_id, Block(LAYER_OPS[node.op], op, (), pool,
+            lg.add(block_id, Block(LAYER_OPS.get(node.op, JOIN), op, (), pool,
                                    [Member(parent.name, node.name, width, in_size=in_size, source=source)]))
-            lg.connect(src, block_id, Edge.of(parent.name, trans))
+            for f_src, f_trans in incoming:
+                lg.connect(f_src, block_id, Edge.of(parent.name, f_trans))
             pooling[block_id] = pool
-            owner[node.name] = (block_id, ())
-        elif src != INPUT and not trans and node.op not in _TRANSITION_OPS:
+            feeds[node.name] = ((block_id, ()),)
+        elif len(incoming) == 1 and incoming[0][0] != INPUT and not incoming[0][1] and node.op not in _TRANSITION_OPS:
+            src = incoming[0][0]
             b = lg.block(src)
             b.tail = (*b.tail, op)
             m = b.members[0]
             b.members = [Member(m.parent, m.layer, m.width, in_size=m.in_size, source=m.source,
                                 tail_names=(*m.tail_names, node.name))]
-            owner[node.name] = (src, ())
-        else:
-            owner[node.name] = (src, (*trans, op))
-    src, trans = owner[parent.inputs_of(outs[0].name)[0].node]
-    if src == INPUT:
+            feeds[node.name] = incoming
+        else:  # a transition (or an op after a concatenation) applies to every branch it reads
+            feeds[node.name] = tuple((src, (*trans, op)) for src, trans in incoming)
+    out_feeds = feeds[parent.inputs_of(outs[0].name)[0].node]
+    if not any(n.op in LAYER_OPS for n in parent):
         raise MergeError(f"parent {parent.name!r} has no conv or fully connected layer")
-    return src, Edge.of(parent.name, trans)
+    if any(src == INPUT for src, _ in out_feeds):
+        raise MergeError(f"parent {parent.name!r} passes its input straight to its output; SPDNN merging needs "
+                         "a layer before the output")
+    return tuple((src, Edge.of(parent.name, trans)) for src, trans in out_feeds)

@@ -1,5 +1,9 @@
 """The whole SPDNN merge (thesis S1 L1113-1123): parents -> label from input -> contract ->
-label from output -> contract -> widths -> network, with a report of every step."""
+label from output -> contract -> widths -> network, with a report of every step.
+
+The steps are the registered stage passes of :mod:`spdnn.passes.spdnn`, run in that order over
+a :class:`~spdnn.passes.spdnn.MergeModule` (:func:`merge_pipeline` lists them for a set of
+options); :func:`merge_networks` stays the public entry point."""
 
 from __future__ import annotations
 
@@ -10,16 +14,15 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from spdnn.ir.graph import Graph
-from spdnn.merge.contract import Contraction, LabelKey, contract
+from spdnn.merge.contract import Contraction, LabelKey
 from spdnn.merge.decisions import RULE, Decision, decisions
-from spdnn.merge.label_input import label_from_input
-from spdnn.merge.label_output import label_from_output
-from spdnn.merge.layer_graph import LayerGraph, MergeError, format_label, from_networks
-from spdnn.merge.to_network import Align, to_network
-from spdnn.merge.widths import fit_budget, member_widths, summed_widths
+from spdnn.merge.layer_graph import JOIN_OPS, LayerGraph, MergeError, format_label
+from spdnn.merge.to_network import ALIGNS, Align
+from spdnn.merge.widths import POLICIES
+from spdnn.passes.base import Pass, PassManager
 from spdnn.summary import Summary, summarize, totals
 
-__all__ = ["MergeOptions", "MergeResult", "merge_networks"]
+__all__ = ["MergeOptions", "MergeResult", "merge_networks", "merge_pipeline"]
 
 
 @dataclass(frozen=True)
@@ -179,43 +182,56 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _merge(parents: list[Graph], name: str, options: MergeOptions) -> MergeResult:
-    stages: dict[str, LayerGraph] = {}
-    lg = label_from_input(from_networks(parents, name))
-    stages["parents"] = lg  # contract() leaves its input unchanged: no copy needed
-    first = contract(lg, options.key, tag="d")
-    contractions = [first]
-    current = first.graph
+def merge_pipeline(options: MergeOptions) -> list[Pass]:
+    """The stage passes (:mod:`spdnn.passes.spdnn`) that ``merge_networks`` runs for ``options``."""
+    from spdnn.passes.spdnn import (
+        SpdnnContractPass,
+        SpdnnLabelInputPass,
+        SpdnnLabelOutputPass,
+        SpdnnToNetworkPass,
+        SpdnnWidthsPass,
+    )
+
+    passes: list[Pass] = [SpdnnLabelInputPass(), SpdnnContractPass(key=options.key)]
     if options.output_pass:
-        stages["contracted"] = current.copy()  # relabelling below changes current's labels
-        label_from_output(current)
-        stages["relabelled"] = current
-        second = contract(current, options.key, tag="o")
-        contractions.append(second)
-        current = second.graph
-    else:
-        stages["contracted"] = current
-    stages["final"] = current
+        passes += [SpdnnLabelOutputPass(), SpdnnContractPass(key=options.key)]
+    if options.budget is not None and not (options.budget == "largest" or
+                                           (isinstance(options.budget, int) and options.budget >= 1)):
+        raise MergeError(f"budget must be a positive parameter count or 'largest', got {options.budget!r}")
+    passes += [SpdnnWidthsPass(policy="sum" if options.init_from_parents else _policy(options.width_policy)),
+               SpdnnToNetworkPass(align=_align(options.align), head_kernel=options.head_kernel,
+                                  budget=options.budget)]
+    return passes
+
+
+def _policy(policy: str) -> str:
+    if policy not in POLICIES:
+        raise MergeError(f"unknown width policy {policy!r}; choose one of {', '.join(POLICIES)}")
+    return policy
+
+
+def _align(align: str) -> str:
+    if align not in ALIGNS:
+        raise MergeError(f"unknown alignment {align!r}; choose one of {', '.join(ALIGNS)}")
+    return align
+
+
+def _merge(parents: list[Graph], name: str, options: MergeOptions) -> MergeResult:
+    from spdnn.passes.spdnn import MergeModule
+
     if options.init_from_parents:
+        joined = sorted(p.name for p in parents if any(n.op in JOIN_OPS for n in p))
+        if joined:
+            raise MergeError(f"init_from_parents takes chain or tree parents; {', '.join(joined)} join paths "
+                             "(add or concat), whose block-diagonal warm start is not defined yet")
         if options.budget is not None:
             raise MergeError("a parameter budget cannot be combined with init_from_parents: the warm start needs "
                              "every member's channels (widths summed); drop one of the two")
-        widths = summed_widths(current)
-    else:
-        widths = member_widths(current, options.width_policy)
-
-    def build(w: dict[str, int]) -> Graph:
-        return to_network(current, w, options.align, options.head_kernel)
-
-    parent_totals = {p.name: totals(p) for p in sorted(parents, key=lambda p: p.name)}
-    budget = options.budget
-    if budget == "largest":
-        budget = max(p for p, _ in parent_totals.values())
-    if budget is not None:
-        if not isinstance(budget, int) or budget < 1:
-            raise MergeError(f"budget must be a positive parameter count or 'largest', got {budget!r}")
-        widths, _ = fit_budget(current, widths, budget, lambda w: totals(build(w))[0])
-    graph = build(widths)
+    module = MergeModule.of(parents, name)
+    PassManager(merge_pipeline(options), verify_each=False).run(module)
+    a = module.analyses
+    graph = a["network"]
     graph.meta["spdnn_merge"] = {"parents": sorted(p.name for p in parents)}
-    return MergeResult(graph, parents, stages, contractions, widths, options, parent_totals,
-                       summarize(graph))
+    parent_totals = {p.name: totals(p) for p in module.parents}
+    return MergeResult(graph, parents, dict(module.stages), list(module.contractions), a["widths"], options,
+                       parent_totals, summarize(graph))

@@ -16,13 +16,22 @@ Rules:
      max_pool2d), a smaller one is repeat-value unpooled up (L2617-2624). So one concatenation
      may pool some branches and unpool others. ``align="pool"`` / ``"unpool"`` override this:
      every branch is max-pooled down to the smallest / unpooled up to the largest resolution.
-     Resolutions must differ by an integer factor.
+     Where resolutions do not differ by an integer factor, each branch is pooled / unpooled by the
+     nearest integer factor and then every branch is centre-cropped to the smallest height and
+     width among them (``crop``, U-Net's answer for 'valid'-padded branches a few pixels apart);
+     a crop removing more than a quarter of a branch's height or width is refused.
   5. When several blocks feed the output (the parents' last layers did not merge), their final
      activation (sigmoid, softmax, tanh) moves into an output head: concatenation, then one
      layer with the parents' output width (a ``head_kernel`` x ``head_kernel`` 'same' conv, or a
      linear layer for vector outputs), then that activation (App. A Fig. 1; App. B "one channel
      convolutional layer").
-  6. A block's layer and tail nodes record the parent layers it stands for and its label in
+  6. A residual add (join block, layer_graph rule 5) sums its incoming branches, aligned like a
+     concatenation to the resolution its own parent had there, then applies its tail. Every
+     block that feeds an add, directly or through other adds, gets one common width: the
+     largest of their widths, or the input's channels when the input is a summand (an identity
+     skip from the input). A join left with one incoming branch (its summands merged into one
+     block) passes that branch on.
+  7. A block's layer and tail nodes record the parent layers it stands for and its label in
      their meta (``meta.MERGED_FROM``, ``meta.SPDNN_LABEL``).
 """
 
@@ -34,7 +43,7 @@ from spdnn.ir import meta as M
 from spdnn.ir.graph import Graph, Value
 from spdnn.ir.types import TensorType
 from spdnn.merge.decisions import resolution_member
-from spdnn.merge.layer_graph import INPUT, OUTPUT, Block, LayerGraph, MergeError, Op, format_label
+from spdnn.merge.layer_graph import INPUT, JOIN, OUTPUT, Block, LayerGraph, MergeError, Op, format_label
 from spdnn.passes.infer_shapes import infer_node
 
 __all__ = ["to_network", "FINAL_ACTIVATIONS"]
@@ -65,7 +74,7 @@ def to_network(lg: LayerGraph, widths: dict[str, int] | None = None, align: Alig
     """Build the IR graph of ``lg``; raise MergeError when shapes cannot be reconciled."""
     if align not in ALIGNS:
         raise MergeError(f"unknown alignment {align!r}; choose one of {', '.join(ALIGNS)}")
-    widths = widths or {}
+    widths = tied_widths(lg, widths or {})
     b = _Builder(lg.name)
     values: dict[str, Value] = {INPUT: b.add("input", "input", {"shape": list(lg.input_shape)}, [])}
     after_edge: dict[tuple, Value] = {}
@@ -76,9 +85,11 @@ def to_network(lg: LayerGraph, widths: dict[str, int] | None = None, align: Alig
         preds = lg.predecessors(n)
         ins = [_Branch(_through_edge(b, lg, p, n, values, after_edge), _pool_kind(lg, p, n)) for p in preds]
         target = resolution_member(block.members).in_size if len(preds) > 1 else ()
-        x = _join(b, n, ins, block.kind == "F", align, target)
-        attrs = _layer_attrs(block, widths.get(n))
-        x = b.add(n, block.layer.op, attrs, [x])
+        if block.kind == JOIN:
+            x = _sum(b, n, ins, align, target)
+        else:
+            x = _join(b, n, ins, block.kind == "F", align, target)
+            x = b.add(n, block.layer.op, _layer_attrs(block, widths.get(n)), [x])
         made = [x.node]
         tail = block.tail[: len(block.tail) - len(head_ops)] if n in out_preds and head_ops else block.tail
         for op in tail:
@@ -100,6 +111,45 @@ def to_network(lg: LayerGraph, widths: dict[str, int] | None = None, align: Alig
     b.add("output", "output", {}, [y])
     b.g.verify()
     return b.g
+
+
+def tied_widths(lg: LayerGraph, widths: dict[str, int]) -> dict[str, int]:
+    """``widths`` with every block feeding a residual add, directly or through other adds, set
+    to one common width (rule 6)."""
+    joins = [n for n in lg.layers() if lg.block(n).kind == JOIN]
+    if not joins:
+        return widths
+    group_of: dict[str, str] = {}  # union-find over adds and the blocks they sum
+
+    def find(n: str) -> str:
+        while group_of.get(n, n) != n:
+            n = group_of[n]
+        return n
+
+    for j in joins:
+        for p in lg.predecessors(j, ordered=False):
+            group_of[find(p)] = find(j)
+    groups: dict[str, list[str]] = {}
+    for n in group_of:
+        groups.setdefault(find(n), []).append(n)
+    out = dict(widths)
+    for members in groups.values():
+        summands = [n for n in members if n != INPUT and lg.block(n).kind != JOIN]
+        if INPUT in members:
+            common = int(lg.input_shape[0])
+        else:
+            common = max(out.get(n, lg.block(n).members[0].width) for n in summands)
+        out.update({n: common for n in summands})
+    return out
+
+
+def _sum(b: _Builder, base: str, ins: list[_Branch], align: Align, target: tuple[int, ...]) -> Value:
+    if len(ins) == 1:
+        return ins[0].value
+    ranks = {b.type(v.value).rank for v in ins}
+    values = _align(b, base, ins, align, target if len(target) == 2 else ()) if ranks == {4} else \
+        [v.value for v in ins]
+    return b.add(base, "add", {}, values)
 
 
 def _layer_attrs(block: Block, width: int | None) -> dict[str, Any]:
@@ -146,22 +196,47 @@ def _align(b: _Builder, base: str, ins: list[_Branch], align: Align, target: tup
         target = max(sizes)
     elif align == "pool" or not target:
         target = min(sizes)
-    return [_resample(b, base, branch, size, tuple(target)) for branch, size in zip(ins, sizes, strict=True)]
+    values = [_resample(b, base, branch, size, tuple(target)) for branch, size in zip(ins, sizes, strict=True)]
+    return _crop_to_smallest(b, base, values)
+
+
+def _nearest_factor(size: tuple[int, ...], target: tuple[int, ...]) -> tuple[int, int, bool]:
+    """(factor along height, along width, down?) of the integer rescaling that brings ``size``
+    nearest to ``target`` (rule 4); factors 1 when no rescaling brings it nearer."""
+    down = size[0] * size[1] >= target[0] * target[1]
+    big, small = (size, target) if down else (target, size)
+    return max(1, round(big[0] / small[0])), max(1, round(big[1] / small[1])), down
 
 
 def _resample(b: _Builder, base: str, branch: _Branch, size: tuple[int, ...], target: tuple[int, ...]) -> Value:
-    """``branch`` brought from ``size`` to ``target`` by pooling or repeat-unpooling."""
-    if size == target:
+    """``branch`` brought from ``size`` to about ``target`` by pooling or repeat-unpooling by
+    the nearest integer factor (exactly ``target`` when the sizes differ by an integer factor)."""
+    fh, fw, down = _nearest_factor(size, target)
+    if (fh, fw) == (1, 1):
         return branch.value
-    down = all(s >= t for s, t in zip(size, target, strict=True))
-    big, small = (size, target) if down else (target, size)
-    fh, fw = big[0] // small[0], big[1] // small[1]
-    if (small[0] * fh, small[1] * fw) != big:
-        raise MergeError(f"cannot align {size[0]}x{size[1]} with {target[0]}x{target[1]} at {base!r}: "
-                         "resolutions must differ by an integer factor")
     if down:
         return b.add(f"{base}_align", branch.pool_kind, {"kernel_size": [fh, fw]}, [branch.value])
     return b.add(f"{base}_align", "repeat_unpool", {"factor": [fh, fw]}, [branch.value])
+
+
+def _crop_to_smallest(b: _Builder, base: str, values: list[Value]) -> list[Value]:
+    """Centre-crop every branch to the smallest height and width among them (U-Net's "copy and
+    crop" of 'valid'-padded branches). A crop may remove at most a quarter of a branch's height
+    or width (U-Net's crops remove 12-24%); beyond that the branches are not "a few pixels"
+    apart and the merge is refused."""
+    sizes = [tuple(int(d) for d in b.type(v).shape[2:]) for v in values]
+    smallest = (min(s[0] for s in sizes), min(s[1] for s in sizes))
+    out = []
+    for v, size in zip(values, sizes, strict=True):
+        if size != smallest:
+            if any(4 * (s - t) > s for s, t in zip(size, smallest, strict=True)):
+                shown = ", ".join(f"{h}x{w}" for h, w in sizes)
+                raise MergeError(f"cannot align the branches concatenated at {base!r} ({shown}): after pooling or "
+                                 "unpooling by integer factors they still differ by more than a quarter of their "
+                                 "size, too much for a centre crop")
+            v = b.add(f"{base}_crop", "crop", {"size": list(smallest)}, [v])
+        out.append(v)
+    return out
 
 
 def _join(b: _Builder, base: str, ins: list[_Branch], flat: bool, align: Align,

@@ -1,6 +1,6 @@
 """The op registry. Importing this package registers every built-in op."""
 
-from spdnn.ops import conv, dense, dynamic, elementwise, filter_bank, gan, pooling, structure, wavelet  # noqa: F401
+from spdnn.ops import conv, crop, dense, dynamic, elementwise, filter_bank, gan, pooling, structure, wavelet  # noqa: F401
 from spdnn.ops.base import VARIADIC, OpAttrs, OpDef, all_ops, get_op, register_op, suggest
 
 __all__ = ["VARIADIC", "OpAttrs", "OpDef", "all_ops", "get_op", "markdown_table", "register_op", "suggest"]

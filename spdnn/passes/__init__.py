@@ -32,3 +32,8 @@ register_pass(InsertDropoutPass)
 register_pass(MirrorPass)
 register_pass(InsertAuxHeadPass)
 register_pass(InsertDynamicFiltersPass)
+
+from spdnn.passes.spdnn import SPDNN_STAGES  # noqa: E402  (the SPDNN merge stages; they import spdnn.merge)
+
+for _stage in SPDNN_STAGES:
+    register_pass(_stage)
