@@ -1,5 +1,3 @@
-import sys
+from spdnn.cli import console_main
 
-from spdnn.cli import main
-
-sys.exit(main())
+console_main()

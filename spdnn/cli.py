@@ -311,5 +311,17 @@ def _silence_stdout() -> None:
         pass
 
 
+def console_main() -> None:
+    """The ``spdnn`` console script: ``main()``, then exit with its code. After an interrupt the
+    process ends at once with 130 (cleanup already ran in ``finally`` blocks), so no finaliser of a
+    library can turn it into a death by SIGINT."""
+    code = main()
+    if code == 130:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console_main()

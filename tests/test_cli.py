@@ -199,10 +199,3 @@ def test_unmergeable_parents_exit_2(tmp_path):
     assert proc.returncode == 2
     assert "parents must share one input" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "o").exists()
-
-
-def test_merge_benchmark_script_runs():
-    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "merge_scaling.py"), "--quick"],
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    assert re.search(r"size ratio 10\.0, time ratio [\d.]+", proc.stdout)

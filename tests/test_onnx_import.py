@@ -28,7 +28,7 @@ NOT_IMPORTABLE = {
     "dynamic_conv2d": ("per-sample mixing is a batched MatMul of two computed tensors; the importer maps "
                        "MatMul only with a constant second operand (a linear layer)", "MatMul"),
     "sample_conv2d": ("one Slice + Unsqueeze per kernel tap (the filters are an input, so no Conv); the importer "
-                      "has neither", "Slice"),
+                      "has no Unsqueeze of a computed tensor", "Unsqueeze"),
     "haar_pool": ("the four bands are Slice / Sub of the polyphase components; the importer has neither", "Sub"),
     "haar_unpool": ("the synthesis is Sub and Add of the bands, then DepthToSpace; the importer has neither "
                     "Sub nor DepthToSpace", "DepthToSpace"),

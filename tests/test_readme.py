@@ -71,3 +71,11 @@ def test_readme_op_table_is_the_registry():
     assert markdown_table() in (ROOT / "README.md").read_text(), (
         "README's op table is stale: regenerate it with "
         "python -c \"import spdnn.ops; print(spdnn.ops.markdown_table())\"")
+
+
+@pytest.mark.parametrize("readme", READMES[1:], ids=[str(p.relative_to(ROOT)) for p in READMES[1:]])
+def test_every_example_readme_runs_its_scripts(readme):
+    """An example README shows how to run it (its commands run in test_readme_commands_run_as_written)."""
+    commands = [c.text for c in commands_of(readme)]
+    assert any(c.startswith(("python ", "spdnn ")) for c in commands), readme
+    assert (readme.parent / "README.md").is_file() and any(readme.parent.glob("*.py"))
