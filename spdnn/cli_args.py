@@ -7,6 +7,7 @@ one-line usage error (exit 2) naming the flag.
 from __future__ import annotations
 
 import argparse
+import math
 
 __all__ = ["FORMAT", "budget", "count", "examples", "fraction", "positive_float", "positive_int"]
 
@@ -52,21 +53,20 @@ def budget(text: str) -> int | str:
     return value
 
 
-def fraction(text: str) -> float:
+def _finite(text: str, accept, expected: str) -> float:
+    """A finite float for which ``accept(value)`` holds, else a usage error saying ``expected``."""
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {value}")
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if not math.isfinite(value) or not accept(value):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {value}")
     return value
+
+
+def fraction(text: str) -> float:
+    return _finite(text, lambda v: 0 <= v < 1, "a number in [0, 1)")
 
 
 def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
-    return value
+    return _finite(text, lambda v: v > 0, "a positive number")

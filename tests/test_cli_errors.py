@@ -61,3 +61,9 @@ def test_sigint_at_any_moment_exits_130_without_traceback(tmp_path, delay):
     assert "Traceback" not in err
     assert not (tmp_path / "o").exists() or (tmp_path / "o" / "report.json").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".spdnn-")]
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "-0.1", "zero"])
+def test_train_learning_rate_must_be_a_finite_positive_number(value, capsys):
+    assert main(["train", str(BASELINE), "--data", "d.npz", "--lr", value]) == 2
+    assert "expected a positive number" in capsys.readouterr().err
