@@ -118,6 +118,12 @@ CASES = [
      "layers[0].kernel_size", "duplicate key 'kernel_size'"),
     ("yaml_syntax", GOOD.replace("[1, 8, 8]}", "[1, 8, 8}"), 2, 25, "", "invalid YAML"),
     ("tab_indent", GOOD.replace("  - {name: flat", "\t- {name: flat"), 5, 1, "", "invalid YAML"),
+    # Keys that look like pydantic's union tags ("[" inside, "int" prefix) are still the user's.
+    ("bracket_in_top_key", GOOD.replace("inputs:", "i[puts:"), 2, 1, "i[puts",
+     "unknown key 'i[puts'; did you mean 'inputs'?"),
+    ("input_decl_unknown_key", GOOD.replace("{image: [1, 8, 8]}", "{int_x: {shape: [1, 8, 8], shap: 1}}")
+     .replace("op: conv2d,", "op: conv2d, inputs: int_x,"), 2, 36, "inputs.int_x.shap",
+     "unknown key 'shap'; did you mean 'shape'?"),
 ]
 
 

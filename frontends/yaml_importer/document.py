@@ -106,20 +106,22 @@ def validation_problems(
     """
     by_key: dict[PathKey, list[dict[str, Any]]] = {}
     for e in err.errors(include_url=False):
-        loc = tuple(p for p in e["loc"] if isinstance(p, int) or not _is_union_tag(p))
+        loc = _user_path(e["loc"], doc, base)
         by_key.setdefault(loc, []).append(e)
+    # A union branch of the wrong kind ("expected a list" for a mapping) is noise when another
+    # branch got further into the user's value: keep the deeper errors only.
+    for loc in [k for k, errs in by_key.items() if all(e["type"].endswith("_type") for e in errs)]:
+        if any(len(k) > len(loc) and k[:len(loc)] == loc for k in by_key):
+            del by_key[loc]
     # For unions pydantic reports one error per branch under a deeper loc; fold them up.
     problems: list[Problem] = []
-    folded: dict[PathKey, list[dict[str, Any]]] = {}
     for loc, errs in by_key.items():
-        top = loc[:1] if loc and len(by_key) > 1 and _sibling_union(loc, by_key) else loc
-        folded.setdefault(top, []).extend(errs)
-    for loc, errs in folded.items():
         path = (*base, *loc)
         kinds = {e["type"] for e in errs}
         if kinds == {"extra_forbidden"}:
-            key = str(loc[-1])
-            fields = list(model.model_fields) if model else []
+            key = str(loc[-1]) if loc else "?"
+            owner = _owner_model(errs[0]["loc"], model if len(loc) == 1 else None)
+            fields = list(owner.model_fields) if owner else []
             hint = suggest(key, fields)
             more = f"; did you mean {hint[0]!r}?" if hint else (f"; allowed: {', '.join(fields)}" if fields else "")
             problems.append(doc.problem(path, f"unknown {noun} {key!r}{more}", at_key=True))
@@ -146,14 +148,38 @@ def _fmt(path: PathKey) -> str:
     return format_path(path)
 
 
+def _owner_model(raw_loc: tuple[Any, ...], default: type[BaseModel] | None) -> type[BaseModel] | None:
+    """The model whose fields an unknown key sits among: pydantic names it in the location
+    when a union picked it (``('inputs', 'img', 'InputDecl', 'bogus')``)."""
+    if len(raw_loc) >= 2:
+        found = globals().get(str(raw_loc[-2]))
+        if isinstance(found, type) and issubclass(found, BaseModel):
+            return found
+    return default
+
+
+def _user_path(loc: tuple[Any, ...], doc: Located, base: PathKey) -> PathKey:
+    """The part of a pydantic error location that names keys and indices the user wrote.
+
+    Pydantic inserts union-branch tags (``int``, ``list[int]``, ``function-after[...]``) into
+    locations; a part is the user's own when the document has a value at that path, so a
+    layer or key that happens to be called ``int_x`` or ``i[puts`` is kept.
+    """
+    kept: list[Any] = []
+    for part in loc:
+        path = (*base, *kept, part)
+        if path in doc.pos or path in doc.key_pos or not _is_union_tag(part):
+            kept.append(part)
+    return tuple(kept)
+
+
 def _is_union_tag(part: Any) -> bool:
     s = str(part)
+    model = globals().get(s)
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return True
     return "[" in s or s.startswith(("literal", "function", "tuple", "list", "int", "str", "bool",
                                      "float", "dict", "nullable", "lax", "constrained"))
-
-
-def _sibling_union(loc: PathKey, by_key: dict[PathKey, Any]) -> bool:
-    return sum(1 for k in by_key if k[:1] == loc[:1]) > 1
 
 
 def _message(e: dict[str, Any]) -> str:
