@@ -35,6 +35,8 @@ class Limits:
     """The count of one ``repeat:`` block."""
     name_chars: int = 128
     """Characters of a model, layer, input or output name (names become file and module names)."""
+    spec_nesting: int = 8
+    """Specs loaded by a spec's passes (an auxiliary head's spec, an autoencoder's), nested."""
 
     # -- expressions ($..., ${...}) ----------------------------------------------------------
     expr_chars: int = 1_000

@@ -152,3 +152,34 @@ def test_bad_options_from_python_and_the_command_line(tmp_path, capsys):
                  "insert-aux-head:mode=qhead"]) == 2
     assert "--pass 'insert-aux-head:mode=qhead': pass 'insert-aux-head' option 'mode': expected 'network', " \
            "'q-head' or 'deep-supervision'" in capsys.readouterr().err
+
+
+def test_spec_paths_in_passes_are_relative_to_the_spec_file(tmp_path, monkeypatch):
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "cls.yaml").write_text(CLASSIFIER)
+    spec = models / "d.yaml"
+    spec.write_text(DISCRIMINATOR + "passes:\n  - {name: insert-aux-head, head: cls.yaml}\n")
+    monkeypatch.chdir(tmp_path)
+    assert format_graph(spdnn.load_spec("models/d.yaml")) == WITH_NETWORK
+    # From the command line and Python the current directory is the base.
+    with pytest.raises(PassOptionsError, match="no such file 'cls.yaml'"):
+        InsertAuxHeadPass(head="cls.yaml")
+    assert InsertAuxHeadPass(head="models/cls.yaml").head == "models/cls.yaml"
+    (models / "away.yaml").write_text(DISCRIMINATOR + "passes:\n  - {name: insert-aux-head, head: gone.yaml}\n")
+    with pytest.raises(spdnn.SpecError, match=r"no such file 'gone.yaml' \(relative to .*models\)"):
+        spdnn.load_spec(models / "away.yaml")
+
+
+def test_a_spec_that_loads_itself_through_passes_is_refused(tmp_path, capsys):
+    spec = tmp_path / "self.yaml"
+    spec.write_text(DISCRIMINATOR + "passes:\n  - {name: insert-aux-head, head: self.yaml}\n")
+    assert main(["inspect", str(spec)]) == 2
+    err = capsys.readouterr().err
+    assert "is loaded again by its own passes (a spec cannot include itself)" in err
+    assert "Traceback" not in err
+    for i in range(12):  # a chain of specs, each loading the next: refused at the nesting limit
+        (tmp_path / f"c{i}.yaml").write_text(DISCRIMINATOR + f"passes:\n  - {{name: insert-aux-head, head: c{i + 1}.yaml}}\n")
+    (tmp_path / "c12.yaml").write_text(CLASSIFIER)
+    assert main(["inspect", str(tmp_path / "c0.yaml")]) == 2
+    assert "limit 8 (spec_nesting)" in capsys.readouterr().err

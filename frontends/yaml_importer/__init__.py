@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from spdnn.ir.graph import Graph
+from spdnn.passes.graft import loading_spec
 
 from .build import build_graph
 from .loader import load_yaml, read_spec_file
@@ -21,8 +22,9 @@ def load_spec(path: str | Path) -> Graph:
     Raises:
         SpecError: listing every problem with file, line, column and location.
     """
-    text, name = read_spec_file(path)
-    return load_spec_text(text, name)
+    with loading_spec(path):
+        text, name = read_spec_file(path)
+        return load_spec_text(text, name)
 
 
 def load_spec_text(text: str, file: str = "<string>") -> Graph:

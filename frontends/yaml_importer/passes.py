@@ -7,12 +7,15 @@ Rules:
   2. Names and options are validated before the graph is built, with the other problems of
      the spec; each problem is located at the entry or at the option (file:line:column), with
      the message ``--pass`` and ``spdnn.run_passes`` give for the same mistake.
-  3. The passes run in order once the graph is built and its shapes inferred; a pass that
+  3. A spec path among the options (an auxiliary head's, an autoencoder's) is relative to
+     the folder of the spec file, wherever spdnn runs from.
+  4. The passes run in order once the graph is built and its shapes inferred; a pass that
      fails on the graph is reported at its entry.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from spdnn.errors import Problem, SpdnnError, SpecError
@@ -31,6 +34,7 @@ def spec_passes(doc: Located, entries: list[Any], env: dict[str, Any],
                 problems: list[Problem]) -> list[tuple[PathKey, Pass]]:
     """The validated passes of a ``passes:`` list, each with its path; problems are appended."""
     out = []
+    base_dir = os.path.dirname(os.path.abspath(doc.file)) if doc.file and os.path.isfile(doc.file) else None
     for i, entry in enumerate(entries):
         path: PathKey = ("passes", i)
         if isinstance(entry, str):
@@ -43,7 +47,7 @@ def spec_passes(doc: Located, entries: list[Any], env: dict[str, Any],
             continue
         try:
             options = {k: substitute(v, env) for k, v in options.items()}
-            out.append((path, get_pass(name, options)))
+            out.append((path, get_pass(name, options, base_dir)))
         except ExpressionError as e:
             problems.append(doc.problem(path, str(e)))
         except PassOptionsError as e:
@@ -56,7 +60,7 @@ def spec_passes(doc: Located, entries: list[Any], env: dict[str, Any],
 
 
 def run_spec_passes(doc: Located, graph: Graph, passes: list[tuple[PathKey, Pass]]) -> None:
-    """Run the passes in order (rule 3)."""
+    """Run the passes in order (rule 4)."""
     for path, p in passes:
         try:
             p.run(graph)

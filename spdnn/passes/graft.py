@@ -2,8 +2,12 @@
 single-input, single-output chains walked in order.
 
 Rules:
-  1. ``load_network(path)`` loads a YAML spec (``spdnn.load_spec``); a missing file is an
-     option error of the pass that asked for it, raised when the options are validated.
+  1. A pass option that names a spec file (``SpecPath``) is resolved against the folder of
+     the spec whose ``passes:`` list gives it, and against the current directory when it
+     comes from ``--pass`` or Python; a missing file is an option error of the pass, raised
+     when the options are validated. ``load_network(path)`` loads it (``spdnn.load_spec``);
+     a spec that loads itself again through passes, directly or through others, is an error,
+     and so is nesting deeper than the ``spec_nesting`` limit.
   2. ``graft(graph, other, prefix, feed)`` copies every layer of ``other`` into ``graph`` as
      ``<prefix><name>``; ``other``'s inputs are not copied: each reads the value ``feed``
      gives for it, whose per-sample shape must equal the input's. Spec locations and
@@ -13,24 +17,56 @@ Rules:
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
+from contextvars import ContextVar
 from pathlib import Path
+from typing import Annotated
+
+from pydantic import AfterValidator, ValidationInfo
 
 from spdnn.errors import PassError
 from spdnn.ir import meta as M
 from spdnn.ir.graph import Graph, Value
+from spdnn.limits import current, limit_message
 
-__all__ = ["chain", "existing_file", "graft", "load_network"]
+__all__ = ["SpecPath", "chain", "graft", "load_network", "loading_spec"]
+
+#: Real paths of the specs being loaded by passes, outermost first (rule 1).
+_LOADING: ContextVar[tuple[str, ...]] = ContextVar("spdnn_specs_loading", default=())
 
 
-def existing_file(path: str) -> str:
-    """Option validator: ``path`` names a file that exists."""
-    if not Path(path).is_file():
-        raise ValueError(f"no such file {path!r}")
-    return path
+def _resolve_spec_path(path: str, info: ValidationInfo) -> str:
+    base = (info.context or {}).get("base_dir")
+    resolved = Path(path) if Path(path).is_absolute() or not base else Path(base) / path
+    if not resolved.is_file():
+        where = f" (relative to {base})" if base and not Path(path).is_absolute() else ""
+        raise ValueError(f"no such file {path!r}{where}")
+    return str(resolved)
+
+
+#: A pass option naming a spec file (rule 1).
+SpecPath = Annotated[str, AfterValidator(_resolve_spec_path)]
+
+
+@contextlib.contextmanager
+def loading_spec(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Mark the spec at ``path`` as being loaded while the block runs (rule 1)."""
+    real, loading = os.path.realpath(path), _LOADING.get()
+    if real in loading:
+        raise PassError(f"{str(path)!r} is loaded again by its own passes (a spec cannot include itself)")
+    if len(loading) > current().spec_nesting:
+        raise PassError(limit_message(f"specs loaded by passes nest {len(loading)} deep", "spec_nesting"))
+    token = _LOADING.set((*loading, real))
+    try:
+        yield
+    finally:
+        _LOADING.reset(token)
 
 
 def load_network(path: str) -> Graph:
-    """The verified, shape-inferred graph of the spec at ``path``."""
+    """The verified, shape-inferred graph of the spec at ``path`` (rule 1)."""
     import spdnn
 
     return spdnn.load_spec(path)

@@ -4,16 +4,16 @@ InfoGAN Q head (seed 002), or deep-supervision heads on intermediate layers."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, ClassVar, Literal
+from typing import ClassVar, Literal
 
-from pydantic import AfterValidator, PositiveInt
+from pydantic import PositiveInt
 
 from spdnn.errors import PassError
 from spdnn.ir import meta as M
 from spdnn.ir.graph import Graph, Value
 from spdnn.ops.base import suggest
 from spdnn.passes.base import Pass, PassResult
-from spdnn.passes.graft import existing_file, graft, load_network
+from spdnn.passes.graft import SpecPath, graft, load_network
 from spdnn.passes.infer_shapes import infer_node, infer_shapes
 from spdnn.passes.options import OneOrMore, PassOptionsError
 
@@ -50,7 +50,7 @@ class InsertAuxHeadPass(Pass):
 
     mode: Literal["network", "q-head", "deep-supervision"] = "network"
     """'network': a spec beside the graph; 'q-head': InfoGAN's Q; 'deep-supervision': heads on layers."""
-    head: Annotated[str, AfterValidator(existing_file)] | None = None
+    head: SpecPath | None = None
     """mode network: path of the auxiliary network's YAML spec."""
     prefix: str = "aux_"
     """mode network: prefix of the auxiliary network's layer and output names."""

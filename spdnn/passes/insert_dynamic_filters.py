@@ -4,16 +4,16 @@ convolutions get per-sample filters generated from an autoencoder's feature maps
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, ClassVar
+from typing import ClassVar
 
-from pydantic import AfterValidator, PositiveInt
+from pydantic import PositiveInt
 
 from spdnn.errors import PassError
 from spdnn.ir import meta as M
 from spdnn.ir.graph import Graph, Value
 from spdnn.ops.base import suggest
 from spdnn.passes.base import Pass, PassResult
-from spdnn.passes.graft import existing_file, graft, load_network
+from spdnn.passes.graft import SpecPath, graft, load_network
 from spdnn.passes.infer_shapes import infer_shapes
 from spdnn.passes.options import OneOrMore
 
@@ -55,7 +55,7 @@ class InsertDynamicFiltersPass(Pass):
 
     name: ClassVar[str] = "insert-dynamic-filters"
 
-    autoencoder: Annotated[str, AfterValidator(existing_file)]
+    autoencoder: SpecPath
     """Path of the autoencoder's YAML spec."""
     convs: OneOrMore
     """The prediction network's conv2d layers that become dynamic, in order."""

@@ -101,16 +101,18 @@ def options_model(cls: type) -> type[OpAttrs]:
     return create_model(f"{cls.__name__}Options", __base__=OpAttrs, __doc__=cls.__doc__, **fields)
 
 
-def validate_options(cls: type, pass_name: str, values: dict[str, Any]) -> dict[str, Any]:
+def validate_options(cls: type, pass_name: str, values: dict[str, Any],
+                     base_dir: str | None = None) -> dict[str, Any]:
     """Validated option values (defaults filled in); raise PassOptionsError listing every
-    problem."""
+    problem. Relative spec paths among the options resolve against ``base_dir`` (default: the
+    current directory)."""
     model = options_model(cls)
     bad_keys = [k for k in values if not isinstance(k, str)]
     if bad_keys:
         raise PassOptionsError(pass_name, [(None, f"pass {pass_name!r}: option names are strings, "
                                                   f"got {bad_keys[0]!r}")])
     try:
-        validated = model.model_validate(values)
+        validated = model.model_validate(values, context={"base_dir": base_dir})
     except ValidationError as e:
         raise PassOptionsError(pass_name, _problems(e, model)) from None
     return {name: getattr(validated, name) for name in model.model_fields}

@@ -75,10 +75,11 @@ def pass_class(name: str) -> type[Pass]:
                                              f"{', '.join(sorted(PASSES))} (spdnn passes lists them)")]) from None
 
 
-def get_pass(name: str, options: Mapping[str, Any] | None = None) -> Pass:
-    """The pass ``name`` with validated ``options``; raise PassOptionsError listing problems."""
+def get_pass(name: str, options: Mapping[str, Any] | None = None, base_dir: str | None = None) -> Pass:
+    """The pass ``name`` with validated ``options``; raise PassOptionsError listing problems.
+    Spec paths among the options resolve against ``base_dir`` (default: the current directory)."""
     cls = pass_class(name)
-    return cls(**validate_options(cls, name, dict(options or {})))
+    return cls(**validate_options(cls, name, dict(options or {}), base_dir))
 
 
 def make_pipeline(entries: PipelineEntry | Iterable[PipelineEntry]) -> list[Pass]:
