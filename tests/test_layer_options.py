@@ -213,6 +213,9 @@ def test_json_schema_knows_the_options():
     assert list(validator.iter_errors(good)) == []
     bad = yaml.safe_load(spec("{op: relu, spectral_norm: true}"))
     assert list(validator.iter_errors(bad))
+    with_defaults = {**good, "defaults": {"linear": {"trainable": False, "spectral_norm": True, "init": "xavier"}}}
+    assert list(validator.iter_errors(with_defaults)) == []
+    assert list(validator.iter_errors({**good, "defaults": {"relu": {"spectral_norm": True}}}))
 
 
 def test_options_survive_deepcopy_and_fx_retracing():
@@ -227,3 +230,38 @@ def test_options_survive_deepcopy_and_fx_retracing():
     assert torch.equal(copied(x), m(x)) and torch.equal(traced(x), m(x))
     assert [p.requires_grad for p in copied.parameters()] == [False, False]
     assert "parametrizations.weight.original" in "".join(copied.state_dict())
+
+
+# ------------------------------------------------------------------ defaults
+def test_options_from_defaults_apply_to_every_layer_of_the_op_and_a_layer_overrides_them():
+    text = ("name: t\ninputs: {x: [1, 8, 8]}\n"
+            "defaults:\n  conv2d: {kernel_size: 3, trainable: false, init: {weight: orthogonal, bias: zeros}}\n"
+            "  linear: {spectral_norm: true}\n"
+            "layers:\n  - {name: c1, op: conv2d, out_channels: 4}\n"
+            "  - {name: c2, op: conv2d, out_channels: 4, trainable: true}\n"
+            "  - {op: flatten}\n  - {name: fc, op: linear, out_features: 2}\n")
+    graph = spdnn.load_spec_text(text)
+    m = spdnn.build_torch(graph)
+    assert [p.requires_grad for p in m.c1.parameters()] == [False, False]
+    assert [p.requires_grad for p in m.c2.parameters()] == [True, True]
+    for conv in (m.c1, m.c2):
+        w = conv.weight.detach().flatten(1)
+        assert torch.allclose(w @ w.T, torch.eye(4), atol=1e-5) and torch.count_nonzero(conv.bias) == 0
+    assert "fc.parametrizations.weight.original" in m.state_dict()
+    assert spdnn.summarize(graph).frozen_params == 4 * 9 + 4
+
+
+@pytest.mark.parametrize("defaults,message,anchor", [
+    ("relu: {spectral_norm: true}", "spectral_norm applies to conv2d, conv_transpose2d, linear; 'relu' has no "
+                                    "weight to normalise", "spectral_norm"),
+    ("linear: {trainabel: false}", "linear has no attribute 'trainabel'; did you mean 'trainable'?", "trainabel"),
+    ("linear: {init: xavierr}", "expected 'orthogonal', 'xavier'", None),
+])
+def test_bad_options_in_defaults_are_located(defaults, message, anchor):
+    text = f"name: t\ninputs: {{x: [16]}}\ndefaults:\n  {defaults}\nlayers:\n  - {{name: fc, op: linear, out_features: 2}}\n"
+    with pytest.raises(spdnn.SpecError) as e:
+        spdnn.load_spec_text(text)
+    problem = e.value.problems[0]
+    assert message in problem.message, str(e.value)
+    line = 4 if anchor else 6  # a bad value is found when the layer is built: located at the layer
+    assert problem.line == line and (anchor is None or problem.column == f"  {defaults}".index(anchor) + 1)

@@ -6,7 +6,7 @@ A spec file describes one network::
     name: mnist_baseline          # model name
     source: {paper: ..., table: Table 4, lines: L381-388}
     vars: {width: 5}              # named constants, used as $width
-    defaults: {conv2d: {padding: valid}}   # default attributes per op
+    defaults: {conv2d: {padding: valid}}   # default attributes (and layer options) per op
     inputs: {image: [1, 28, 28]}  # shape without the batch dimension
     layers:                       # in order; each takes the previous layer unless `inputs:`
       - {name: conv1, op: conv2d, out_channels: $width, kernel_size: 5, source: "Table 4"}

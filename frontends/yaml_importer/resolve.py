@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from spdnn.errors import Problem, SpecError
-from spdnn.layer_options import OPTION_KEYS
+from spdnn.layer_options import OPTION_KEYS, SPECTRAL_NORM_OPS
 from spdnn.limits import current, limit_message
 from spdnn.ops import all_ops
 from spdnn.ops.base import suggest
@@ -57,7 +57,8 @@ def resolve_vars(doc: Located, raw: dict[str, Any], problems: list[Problem]) -> 
 
 def check_defaults(doc: Located, defaults: dict[str, dict[str, Any]], base: PathKey,
                    problems: list[Problem]) -> None:
-    """Each defaults entry must name a registered op and only that op's attributes."""
+    """Each defaults entry must name a registered op and only that op's attributes or layer
+    options (``trainable``, ``init``, ``spectral_norm``)."""
     ops = all_ops()
     for op, attrs in defaults.items():
         if op not in ops:
@@ -67,8 +68,11 @@ def check_defaults(doc: Located, defaults: dict[str, dict[str, Any]], base: Path
             continue
         fields = ops[op].attrs.model_fields
         for key in attrs:
-            if key not in fields:
-                hint = suggest(key, fields)
+            if key == "spectral_norm" and op not in SPECTRAL_NORM_OPS:
+                problems.append(doc.problem((*base, op, key), f"spectral_norm applies to {', '.join(SPECTRAL_NORM_OPS)}; "
+                                            f"{op!r} has no weight to normalise", at_key=True))
+            elif key not in fields and key not in OPTION_KEYS:
+                hint = suggest(key, [*fields, *OPTION_KEYS])
                 more = f"; did you mean {hint[0]!r}?" if hint else ""
                 problems.append(doc.problem((*base, op, key), f"{op} has no attribute {key!r}{more}", at_key=True))
 
@@ -181,13 +185,16 @@ def _layer(doc, entry, path, env, defaults, problems, suffix) -> LayerDraft | No
         return None
     attrs = {k: v for k, v in values.items() if k not in LAYER_KEYS}
     try:
-        attrs = {**substitute(defaults.get(op, {}), env), **attrs}
+        given = substitute(defaults.get(op, {}), env)
     except ExpressionError as e:
         problems.append(doc.problem(path, f"in defaults for {op}: {e}", where=where))
         return None
+    attrs = {**{k: v for k, v in given.items() if k not in OPTION_KEYS}, **attrs}
+    options = {**{k: given[k] for k in OPTION_KEYS if k in given},
+               **{k: values[k] for k in OPTION_KEYS if k in values}}
     return LayerDraft(
         op=op, attrs=attrs, path=path, where=where, name=name, inputs=inputs,
         source=values.get("source"), note=values.get("note"),
-        options={k: values[k] for k in OPTION_KEYS if k in values},
+        options=options,
         attr_paths={k: (*path, k) for k in attrs},
     )

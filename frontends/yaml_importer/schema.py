@@ -105,8 +105,9 @@ def spec_json_schema() -> dict[str, Any]:
         key = f"layer_{op}"
         defs[key] = _layer_schema(op, defs)
         layer_refs.append({"$ref": f"#/$defs/{key}"})
-        op_defaults[op] = {"type": "object", "description": f"default attributes of every {op} layer",
-                           "properties": _attr_schemas(op, defs), "additionalProperties": False}
+        op_defaults[op] = {"type": "object", "description": f"default attributes and layer options of every {op} layer",
+                           "properties": {**_option_schemas(op, defs), **_attr_schemas(op, defs)},
+                           "additionalProperties": False}
     defs["op_defaults"] = {"type": "object", "description": "default attributes per op",
                            "properties": op_defaults, "additionalProperties": False}
     defs["repeat_block"] = {
