@@ -1,5 +1,6 @@
 """IR graph -> fully resolved YAML spec (vars substituted, repeats expanded, defaults applied,
-every input explicit). Loading the result gives the same graph."""
+every input explicit, layer options written where they are not the default). Loading the result
+gives the same graph."""
 
 from __future__ import annotations
 
@@ -33,6 +34,9 @@ def graph_to_spec(graph: Graph) -> dict[str, Any]:
             entry: dict[str, Any] = {"name": node.name, "op": node.op,
                                      "inputs": [str(v) for v in graph.inputs_of(node.name)]}
             entry.update(node.attrs.model_dump(mode="json", exclude_none=True))
+            options = graph.meta_of(node.name).get(M.LAYER_OPTIONS)
+            if options is not None:
+                entry.update(options.model_dump(mode="json", exclude_defaults=True))
             if source:
                 entry["source"] = source
             layers.append(entry)

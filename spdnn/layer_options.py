@@ -31,14 +31,18 @@ This module is core: it never imports torch (the torch backend applies the optio
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
-__all__ = ["InitRule", "LayerOptions", "OPTION_KEYS", "SPECTRAL_NORM_OPS", "NEEDS_MATRIX"]
+__all__ = ["InitRule", "LayerOptions", "METADATA_KEY", "OPTION_KEYS", "SPECTRAL_NORM_OPS", "NEEDS_MATRIX",
+           "options_json"]
 
 #: The layer keys handled here (the YAML frontend keeps them out of the op's attributes).
 OPTION_KEYS = ("trainable", "init", "spectral_norm")
+#: Where exported models (ONNX metadata) keep the layers' non-default options, as JSON.
+METADATA_KEY = "spdnn_layer_options"
 #: Ops whose ``weight`` spectral normalisation applies to.
 SPECTRAL_NORM_OPS = ("conv2d", "conv_transpose2d", "linear")
 #: Rules defined only for parameters of two or more dimensions.
@@ -91,3 +95,9 @@ class LayerOptions(_Strict):
 
     def is_default(self) -> bool:
         return self == LayerOptions()
+
+
+def options_json(options: dict[str, LayerOptions]) -> str:
+    """``{"layer": {"trainable": false}, ...}``: the non-default options of each layer, as JSON."""
+    return json.dumps({name: o.model_dump(mode="json", exclude_defaults=True) for name, o in options.items()},
+                      sort_keys=True)

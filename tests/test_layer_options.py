@@ -265,3 +265,54 @@ def test_bad_options_in_defaults_are_located(defaults, message, anchor):
     assert message in problem.message, str(e.value)
     line = 4 if anchor else 6  # a bad value is found when the layer is built: located at the layer
     assert problem.line == line and (anchor is None or problem.column == f"  {defaults}".index(anchor) + 1)
+
+
+# ------------------------------------------------------------------ through ONNX
+def _exported(power_steps: int = 3):
+    import onnx
+
+    from spdnn.backends.onnx_exporter.exporter import export_onnx_bytes
+
+    graph = spdnn.load_spec_text(spec(
+        "{name: c, op: conv2d, out_channels: 4, kernel_size: 3, spectral_norm: true, trainable: false}",
+        "{name: t, op: conv_transpose2d, out_channels: 2, kernel_size: 2, stride: 2, spectral_norm: true}",
+        "{op: flatten}", "{name: fc, op: linear, out_features: 5, spectral_norm: true, init: orthogonal}",
+        inputs="x: [3, 8, 8]"))
+    module = spdnn.build_torch(graph, seed=1).train()
+    x = torch.randn(3, 3, 8, 8)
+    for _ in range(power_steps):  # power iterations move u and v away from their start
+        module(x)
+    return module.eval(), onnx.load_from_string(export_onnx_bytes(graph, module.state_dict())), x
+
+
+def test_options_survive_onnx_export_and_import():
+    from spdnn.backends.torch_exporter.module import load_weights
+    from spdnn.frontends.onnx_importer import import_onnx
+
+    module, model, x = _exported()
+    imported = import_onnx(model)
+    options = {n.name: imported.graph.meta_of(n.name).get("layer_options") for n in imported.graph}
+    assert options["c"].trainable is False and options["c"].spectral_norm
+    assert options["t"].spectral_norm and options["fc"].init["weight"].rule == "orthogonal"
+    again = load_weights(spdnn.build_torch(imported.graph), imported.weights).eval()
+    assert [p.requires_grad for p in again.c.parameters()] == [False, False]
+    with torch.no_grad():
+        np.testing.assert_allclose(again(x).numpy(), module(x).numpy(), atol=2e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("value,message", [
+    ("[1, 2]", "must map layer names to option objects"),
+    ("{not json", "is not valid JSON"),
+    ('{"ghost": {"trainable": false}}', "names layer 'ghost', which the graph does not have"),
+    ('{"c": {"trainable": "no"}}', "layer 'c': Input should be a valid boolean"),
+    ('{"c": {"init": ' + "[" * 5000 + "]" * 5000 + "}}", "nests deeper than 8 levels"),
+])
+def test_bad_layer_options_metadata_is_a_clear_error(value, message):
+    from spdnn.frontends.onnx_importer import import_onnx
+
+    _, model, _ = _exported(0)
+    entry = next(p for p in model.metadata_props if p.key == "spdnn_layer_options")
+    entry.value = value
+    with pytest.raises(spdnn.SpecError, match="spdnn_layer_options") as e:
+        import_onnx(model)
+    assert message in str(e.value)

@@ -147,3 +147,29 @@ def test_global_align_overrides_per_branch():
 def test_unknown_alignment_is_a_clear_error():
     with pytest.raises(spdnn.SpdnnError, match="unknown alignment 'sideways'; choose one of auto, pool, unpool"):
         merge_networks(four_resolutions(), options=MergeOptions(align="sideways"))
+
+
+def _frozen(graph: spdnn.Graph, *layers: str, **options) -> spdnn.Graph:
+    from spdnn.layer_options import LayerOptions
+
+    for layer in layers:
+        graph.meta_of(layer)["layer_options"] = LayerOptions(**options)
+    return graph
+
+
+def test_layer_options_come_from_the_winning_member_and_a_disagreement_is_reported():
+    a, b = two("relu", "relu")
+    c = chain("c", [conv(3), ("relu", {}), conv(3, width=1)])
+    parents = [_frozen(a, "conv2d0", trainable=False), _frozen(b, "conv2d0", trainable=False), c]
+    result = merge_networks(parents)
+    merged = result.graph
+    first = next(n.name for n in merged if n.op == "conv2d")
+    assert merged.meta_of(first)["layer_options"].trainable is False  # 2 of 3 members frozen
+    assert {"where": first, "aspect": "layer options", "kept": '{"trainable": false}', "winner": "a.conv2d0",
+            "dropped": {"none": ["c.conv2d0"]}, "rule": "majority: 2 of 3 members"}.items() <= next(
+        d for d in result.report()["decisions"] if d["aspect"] == "layer options").items()
+    # The resolved spec keeps the option, so the merged network compiles with the layer frozen.
+    again = spdnn.load_spec_text(dump_spec(merged))
+    assert again.meta_of(first)["layer_options"].trainable is False
+    module = spdnn.build_torch(again)
+    assert not any(p.requires_grad for p in getattr(module, first).parameters())

@@ -9,6 +9,9 @@ Rules:
   3. Model metadata adds the spec's citation (``source_citation``, JSON) and, for a merged network,
      its parents (``spdnn_merge_parents``, comma-separated); the model's ``doc_string`` is the
      spec's description.
+  4. Non-default layer options (frozen, init rules, spectral norm) go to the metadata
+     ``spdnn_layer_options`` (JSON; :mod:`spdnn.frontends.onnx_importer.layer_options`), so the
+     importer brings them back.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 
 from spdnn.ir import meta as M
 from spdnn.ir.graph import Graph
+from spdnn.layer_options import METADATA_KEY, options_json
 
 __all__ = ["node_doc", "model_props"]
 
@@ -47,4 +51,8 @@ def model_props(graph: Graph) -> dict[str, str]:
     parents = (graph.meta.get("spdnn_merge") or {}).get("parents")
     if parents:
         props["spdnn_merge_parents"] = ", ".join(parents)
+    options = {n.name: graph.meta_of(n.name)[M.LAYER_OPTIONS] for n in graph
+               if graph.meta_of(n.name).get(M.LAYER_OPTIONS) is not None}
+    if options:
+        props[METADATA_KEY] = options_json(options)
     return props

@@ -13,7 +13,7 @@ from torch import nn
 from spdnn.errors import ExportError, Problem, SpecError
 from spdnn.layer_options import NEEDS_MATRIX, InitRule, LayerOptions
 
-__all__ = ["apply_layer_options"]
+__all__ = ["apply_layer_options", "set_normalised_weight"]
 
 
 def _fail(layer: str, message: str, origin: Problem | None) -> None:
@@ -67,3 +67,21 @@ def apply_layer_options(name: str, module: nn.Module, options: LayerOptions | No
         module.requires_grad_(False)
     return module
 
+
+
+@torch.no_grad()
+def set_normalised_weight(module: nn.Module, weight: torch.Tensor) -> None:
+    """Load an already normalised weight (W / sigma, as exported to ONNX) into a layer under
+    spectral normalisation so that its eval forward uses exactly that weight.
+
+    The weight becomes the original; v is its top right singular vector and u = W v / |W v|^2,
+    so torch's eval-mode sigma = u . (W v) is 1. Training renormalises u and v at the next power
+    iteration (they are normalised there), so it continues from a proper estimate.
+    """
+    norm = module.parametrizations.weight[0]
+    module.parametrizations.weight.original.copy_(weight)
+    matrix = weight.movedim(norm.dim, 0).flatten(1).double()
+    v = torch.linalg.svd(matrix, full_matrices=False).Vh[0]
+    wv = matrix @ v
+    norm._v.copy_(v.to(norm._v.dtype))
+    norm._u.copy_((wv / wv.dot(wv)).to(norm._u.dtype))

@@ -36,7 +36,7 @@ from spdnn.ir.naming import unique_name
 from spdnn.ops import get_op
 from spdnn.passes.infer_shapes import infer_shapes
 
-from .layer_options import apply_layer_options
+from .layer_options import apply_layer_options, set_normalised_weight
 from .lowerings import BOUNDARY_OPS, LOWERINGS, UNSUPPORTED, lower
 
 __all__ = ["InputShapeError", "SpdnnModule", "build_torch_module", "check_input", "load_weights", "read_state_dict",
@@ -235,10 +235,20 @@ def read_state_dict(path: str | Path) -> dict:
 
 
 def load_weights(module: nn.Module, weights: dict) -> nn.Module:
-    """Load numpy arrays (e.g. from the ONNX importer) into ``module``; every key must match."""
+    """Load numpy arrays (e.g. from the ONNX importer) into ``module``; every key must match.
+
+    A plain ``<layer>.weight`` of a layer under spectral normalisation is the normalised weight
+    an ONNX file holds: it is loaded so that the layer computes with exactly that weight
+    (:func:`.layer_options.set_normalised_weight`)."""
     import numpy as np
 
     state = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in weights.items()}
+    for name, layer in module.named_modules():
+        plain = f"{name}.weight"
+        if plain in state and "weight" in getattr(layer, "parametrizations", {}):
+            set_normalised_weight(layer, state.pop(plain))
+            state.update({f"{name}.parametrizations.weight.{k}": v
+                          for k, v in layer.parametrizations.weight.state_dict().items()})
     missing, unexpected = module.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.endswith("num_batches_tracked")]
     if missing or unexpected:

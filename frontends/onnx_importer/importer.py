@@ -26,10 +26,12 @@ from spdnn.errors import SpdnnError, UnsupportedOpError
 from spdnn.ir.graph import Graph, Value
 from spdnn.ir.naming import sanitize
 from spdnn.ir.types import TensorType
+from spdnn.layer_options import METADATA_KEY
 from spdnn.passes.infer_shapes import infer_node
 
 from .attrs import AttributeProblem, read_attributes
 from .fold import FoldError, can_fold, fold_node
+from .layer_options import attach_layer_options
 from .loader import load_checked_model
 from .validate import to_array, validate_model
 
@@ -174,6 +176,9 @@ def import_onnx(model: onnx.ModelProto | str | Path, name: str | None = None) ->
         raise UnsupportedOpError(problems, source)
     ctx.g.verify()
     ctx.g.meta["file"] = source
+    options = next((p.value for p in model.metadata_props if p.key == METADATA_KEY), None)
+    if options is not None:
+        attach_layer_options(ctx.g, options, source, ir_name)
     return Imported(ctx.g, ctx.weights)
 
 

@@ -8,7 +8,8 @@ layers or edges that disagree on them. It keeps one version; the rule is
 
 It never depends on the order the parents were given. Decided this way:
   1. a merged layer's op and tail ops (stride, padding, dilation, groups, bias; normalisation,
-     activation, dropout) -- all members' "variants" (:meth:`Member.variant`) vote;
+     activation, dropout) and its layer options (frozen, init, spectral norm) -- all members'
+     "variants" (:meth:`Member.variant`) vote;
   2. a collapsed edge's transitions (pooling kind and size, unpooling, flatten/reshape) -- every
      parent edge it stands for votes;
   3. the input resolution of a merged layer whose members saw different ones (``align="auto"``
@@ -142,9 +143,11 @@ def _layer_decisions(n: str, members: Sequence[Member]) -> list[Decision]:
         def value(m: Member, key=key) -> str:
             return json.dumps(dict(m.op.geometry()).get(key, "-"), default=str)
         out += _decide(n, key, members, value, winner, str)
+    out += _decide(n, "layer options", members, lambda m: (m.op.options_text() if m.op else "") or "none", winner, str)
     for aspect in (*_TAIL_ASPECTS, "activation"):
         def value(m: Member, aspect=aspect) -> str:
-            ops = [op.describe() for op in m.tail if _tail_aspect(op) == aspect]
+            ops = [op.describe() + (f" {op.options_text()}" if op.options else "")
+                   for op in m.tail if _tail_aspect(op) == aspect]
             return " + ".join(ops) or "none"
         out += _decide(n, aspect, members, value, winner, str)
     return out

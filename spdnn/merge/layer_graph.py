@@ -33,7 +33,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from spdnn.errors import SpdnnError
+from spdnn.ir import meta as M
 from spdnn.ir.graph import Graph
+from spdnn.layer_options import LayerOptions
 from spdnn.ops import OpAttrs
 
 if TYPE_CHECKING:
@@ -59,10 +61,19 @@ class MergeError(SpdnnError):
 
 @dataclass(frozen=True)
 class Op:
-    """One IR op kept for reconstruction: its op name and validated attributes."""
+    """One IR op kept for reconstruction: its op name, validated attributes and layer options
+    (frozen, init, spectral norm; :mod:`spdnn.layer_options`), which a merged layer keeps from
+    the member that wins (:mod:`spdnn.merge.decisions`)."""
 
     op: str
     attrs: OpAttrs
+    options: LayerOptions | None = field(default=None, compare=False)
+
+    def options_text(self) -> str:
+        """The non-default layer options as compact JSON ("" for none)."""
+        if self.options is None:
+            return ""
+        return json.dumps(self.options.model_dump(mode="json", exclude_defaults=True), sort_keys=True)
 
     def signature(self) -> tuple[str, str]:
         """Hashable identity of the op and its attributes (computed once)."""
@@ -107,7 +118,8 @@ class Member:
 
     def variant(self) -> tuple:
         """What a merged layer keeps of one member: layer geometry and tail ops."""
-        return (self.op.geometry() if self.op else (), tuple((op.op, op.attrs) for op in self.tail))
+        return (self.op.geometry() if self.op else (), self.op.options_text() if self.op else "",
+                tuple((op.op, op.attrs, op.options_text()) for op in self.tail))
 
     def __str__(self) -> str:
         return f"{self.parent}.{self.layer}"
@@ -444,7 +456,7 @@ def _add_parent(lg: LayerGraph, parent: Graph) -> _Feeds:
             feeds[node.name] = tuple(f for v in preds for f in feeds[v.node])  # rule 5
             continue
         incoming = tuple(f for v in preds for f in feeds[v.node])
-        op = Op(node.op, node.attrs)
+        op = Op(node.op, node.attrs, parent.meta_of(node.name).get(M.LAYER_OPTIONS))
         if node.op in LAYER_OPS or node.op == "add":
             block_id = f"{parent.name}__{node.name}"
             src, trans = incoming[0]

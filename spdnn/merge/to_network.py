@@ -32,7 +32,8 @@ Rules:
      skip from the input). A join left with one incoming branch (its summands merged into one
      block) passes that branch on.
   7. A block's layer and tail nodes record the parent layers it stands for and its label in
-     their meta (``meta.MERGED_FROM``, ``meta.SPDNN_LABEL``).
+     their meta (``meta.MERGED_FROM``, ``meta.SPDNN_LABEL``), and keep the layer options (frozen,
+     init, spectral norm) of the op they are built from (the winning member's).
 """
 
 from __future__ import annotations
@@ -90,10 +91,12 @@ def to_network(lg: LayerGraph, widths: dict[str, int] | None = None, align: Alig
         else:
             x = _join(b, n, ins, block.kind == "F", align, target)
             x = b.add(n, block.layer.op, _layer_attrs(block, widths.get(n)), [x])
+            _keep_options(b.g, x.node, block.layer)
         made = [x.node]
         tail = block.tail[: len(block.tail) - len(head_ops)] if n in out_preds and head_ops else block.tail
         for op in tail:
             x = b.add(f"{n}_{op.op}", op.op, op.attrs, [x])
+            _keep_options(b.g, x.node, op)
             made.append(x.node)
         for name in made:  # provenance (rule 6)
             b.g.meta_of(name).update({M.MERGED_FROM: [str(m) for m in block.members],
@@ -111,6 +114,11 @@ def to_network(lg: LayerGraph, widths: dict[str, int] | None = None, align: Alig
     b.add("output", "output", {}, [y])
     b.g.verify()
     return b.g
+
+
+def _keep_options(g: Graph, name: str, op: Op) -> None:
+    if op.options is not None:
+        g.meta_of(name)[M.LAYER_OPTIONS] = op.options
 
 
 def tied_widths(lg: LayerGraph, widths: dict[str, int]) -> dict[str, int]:
