@@ -63,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
                          "spdnn compile specs/vacgan_mnist/classifier.yaml -o build/classifier",
                          "spdnn compile --separate specs/*/*.yaml -o out/all",
                          "spdnn compile model.onnx                             # import ONNX"))
-    c.add_argument("inputs", nargs="+", metavar="INPUT", help="YAML spec files or ONNX models (.onnx)")
+    c.add_argument("inputs", nargs="+", metavar="INPUT", help="YAML spec files, ONNX models (.onnx) or shipped model names (spdnn list)")
     c.add_argument("-o", "--output", metavar="DIR",
                    help="output folder (default out/<name>: the model's name, or for several inputs "
                    "the name of their common folder)")
@@ -104,7 +104,7 @@ def _parser() -> argparse.ArgumentParser:
         "output shape, parameters and FLOPs (per sample), with totals.",
         epilog=cli_args.examples("spdnn inspect specs/dynamic_filters/mnist_baseline.yaml",
                          "spdnn inspect model.onnx --json | jq .total_params"))
-    i.add_argument("spec", metavar="SPEC", help="a YAML spec or an ONNX model")
+    i.add_argument("spec", metavar="SPEC", help="a YAML spec, an ONNX model or a shipped model name (spdnn list)")
     i.add_argument("--json", action="store_true", help="machine-readable output (exact numbers)")
 
     r = sub.add_parser(
@@ -124,6 +124,17 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=0, help="seed of --random inputs (default 0)")
     r.add_argument("-o", "--output", metavar="FILE.npz", help="save the outputs")
     r.add_argument("--cpu", action="store_true", help="use the CPU provider even when CUDA is available")
+
+    ls = sub.add_parser(
+        "list", parents=[common], formatter_class=cli_args.FORMAT,
+        help="list the shipped models of the source papers",
+        description="List every spec shipped with spdnn (one folder per paper): name, kind (network or "
+        "system), parameters, status (checked: hand-derived values from the paper are compared by the "
+        "tests), the model IDs of the papers' catalogue and the paper. Any listed name works where a "
+        "spec path does: spdnn compile iris merges the four iris parents.",
+        epilog=cli_args.examples("spdnn list", "spdnn compile iris", "spdnn inspect vacgan_mnist/classifier",
+                                 "spdnn list --json | jq '.[].name'"))
+    ls.add_argument("--json", action="store_true", help="machine-readable output")
 
     s = sub.add_parser(
         "schema", parents=[common], formatter_class=cli_args.FORMAT,
@@ -241,12 +252,45 @@ def _cmd_schema(args, console: _Console) -> int:
     return 0
 
 
-_COMMANDS = {"compile": _cmd_compile, "inspect": _cmd_inspect, "run": _cmd_run, "schema": _cmd_schema}
-_COMMANDS.update(train=cmd_train, eval=cmd_eval, passes=cmd_passes)
+def _resolve_shipped_names(args) -> None:
+    """Inputs that are not paths but name shipped models (``iris``, ``vacgan_mnist/classifier``)
+    become the shipped spec files (spdnn.shipped, rule 1)."""
+    from spdnn.shipped import resolve_input, resolve_inputs
+
+    if args.command == "compile":
+        args.inputs = resolve_inputs(args.inputs)
+    elif args.command in ("inspect", "train"):
+        args.spec = resolve_input(args.spec)
+    elif args.command == "eval":
+        args.model = resolve_input(args.model)
+
+
+def _cmd_list(args, console: _Console) -> int:
+    from spdnn.shipped import catalogue
+    from spdnn.summary import human_count
+
+    models = catalogue()
+    if args.json:
+        print(json.dumps([m.as_json() for m in models], indent=2))
+        return 0
+    rows = [("model", "kind", "params", "status", "IDs", "paper")]
+    rows += [(m.name, m.kind, human_count(m.params) if m.params is not None else "-", m.status,
+              ", ".join(m.ids) or "-", m.paper) for m in models]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1])
+    print(f"{sum(m.kind == 'network' for m in models)} networks and {sum(m.kind == 'system' for m in models)} "
+          "systems; compile one by name: spdnn compile iris, spdnn inspect vacgan_mnist/classifier")
+    return 0
 
 
 def _limit_overrides(args) -> dict[str, int]:
     return {k: v for k in ("max_params", "max_elements") if (v := getattr(args, k, None)) is not None}
+
+
+_COMMANDS = {"compile": _cmd_compile, "inspect": _cmd_inspect, "run": _cmd_run, "schema": _cmd_schema,
+             "list": _cmd_list}
+_COMMANDS.update(train=cmd_train, eval=cmd_eval, passes=cmd_passes)
 
 
 def _run(args) -> int:
@@ -255,6 +299,7 @@ def _run(args) -> int:
 
     console = _Console(args)
     try:
+        _resolve_shipped_names(args)
         with overridden(**_limit_overrides(args)):
             return _COMMANDS[args.command](args, console)
     except SpdnnError as e:

@@ -35,7 +35,7 @@ def add_train_parsers(sub, common: argparse.ArgumentParser) -> None:
             "spdnn train examples/06_train_system/gan.yaml --data faces.npz -o runs/gan --epochs 20",
             "spdnn train model.yaml --data d.npz -o runs/m --resume        # after Ctrl-C",
             "torchrun --nproc-per-node 2 -m spdnn train model.yaml --data d.npz -o runs/ddp"))
-    t.add_argument("spec", metavar="SPEC_OR_SYSTEM", help="a network spec (.yaml or .onnx) or a system spec")
+    t.add_argument("spec", metavar="SPEC_OR_SYSTEM", help="a network spec (.yaml or .onnx), a system spec, or a shipped name (spdnn list)")
     t.add_argument("--data", required=True, metavar="FILE.npz", help="training data (arrays by name; docs/training.md)")
     t.add_argument("-o", "--output", metavar="RUN_DIR", help="run folder (default runs/<name>)")
     v = t.add_mutually_exclusive_group()

@@ -1,0 +1,1 @@
+"""The shipped specs, installed as ``spdnn.specs``: one folder per paper (see spdnn.shipped)."""
