@@ -187,3 +187,20 @@ def test_spec_passes_entry_builds_the_system(autoencoder):
     g = spdnn.load_spec_text(BASELINE + f"passes:\n  - {{name: insert-dynamic-filters, autoencoder: '{autoencoder}', "
                                         "convs: [conv1, conv2]}\n")
     assert format_graph(g) == SYSTEM
+
+
+def test_the_shipped_pass_spec_builds_the_hand_written_mnist_system():
+    """specs/building_blocks/dynamic_filters_pass.yaml (baseline + the pass) and
+    specs/dynamic_filters/mnist_dynamic.yaml (written out by hand) are one network: the same
+    ops, shapes and parameters in the same order; only generated layer names differ."""
+    from conftest import ROOT
+
+    by_pass = spdnn.load_spec(ROOT / "specs" / "building_blocks" / "dynamic_filters_pass.yaml")
+    by_hand = spdnn.load_spec(ROOT / "specs" / "dynamic_filters" / "mnist_dynamic.yaml")
+
+    def layers(g):
+        summary = spdnn.summarize(g)
+        return sorted((layer.op, tuple(layer.output_shapes), layer.params, layer.flops) for layer in summary.layers)
+
+    assert layers(by_pass) == layers(by_hand)
+    assert spdnn.summarize(by_pass).total_params == spdnn.summarize(by_hand).total_params == 37_281
