@@ -105,6 +105,37 @@ def test_resume_equals_uninterrupted(images, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_resume_from_the_middle_of_an_epoch_equals_uninterrupted(images, tmp_path, monkeypatch):
+    """Interrupted after step 2 of epoch 2 (what Ctrl-C does: finish the step, save, exit 130),
+    resumed: the same metrics and weights as a run that was never stopped."""
+    from spdnn.backends.torch_exporter.training.loop import Trainer
+
+    common = ["--data", str(images), "--batch-size", "8", "--lr", "0.02", "--seed", "5", "--epochs", "3"]
+    assert train(*common, "-o", str(tmp_path / "a")) == 0
+    iteration = Trainer._iteration
+
+    def stop_after_step_2_of_epoch_2(self, rows, size):
+        iteration(self, rows, size)
+        if (self.epoch, self.step) == (1, 1):  # the step being finished is step 2 (0-based 1)
+            self.stop_requested = True
+
+    monkeypatch.setattr(Trainer, "_iteration", stop_after_step_2_of_epoch_2)
+    assert train(*common, "-o", str(tmp_path / "b")) == 130
+    ckpt = torch.load(tmp_path / "b" / "last.pt", weights_only=True)
+    assert (ckpt["epoch"], ckpt["step"]) == (1, 2)
+    monkeypatch.setattr(Trainer, "_iteration", iteration)
+    assert train(*common, "-o", str(tmp_path / "b"), "--resume") == 0
+
+    def losses(run):
+        return [{k: v for k, v in json.loads(line).items() if k != "samples_per_s"}
+                for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
+
+    assert losses("a") == losses("b")
+    a = torch.load(tmp_path / "a" / "tiny_classifier.pt", weights_only=True)
+    b = torch.load(tmp_path / "b" / "tiny_classifier.pt", weights_only=True)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_ctrl_c_saves_a_loadable_checkpoint_and_exits_130(tmp_path):
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "big.npz", x=rng.normal(size=(4000, 1, 8, 8)).astype("float32"), y=rng.integers(0, 2, 4000))
