@@ -35,6 +35,13 @@ CASES = [
     ("robust_ae/systems/autoencoder.yaml", {"x": images((3, 224, 224), -1.0, 1.0, n=2)}),
     # seed 002 Alg. 1: MNIST digits in [0, 1]; z is drawn by the system
     ("filter_generation/systems/algorithm1.yaml", {"x": images((1, 28, 28))}),
+    # seed 003 App. E: k = 2 same-class grey 96x96 faces stacked as channels, another face of the class
+    # as A's target and B's second input, and the class; two network As: one set of arrays per class
+    ("smart_augmentation/systems/one_network_a.yaml",
+     {"x": images((2, 96, 96), n=2), "target": images((1, 96, 96), n=2, seed=1), "y": labels(2, n=2)}),
+    ("smart_augmentation/systems/two_network_a.yaml",
+     {"x0": images((2, 96, 96), n=2), "t0": images((1, 96, 96), n=2, seed=1), "y0": np.zeros(2, np.int64),
+      "x1": images((2, 96, 96), n=2, seed=2), "t1": images((1, 96, 96), n=2, seed=3), "y1": np.ones(2, np.int64)}),
 ]
 
 
@@ -92,3 +99,19 @@ def test_paper_table_variants_given_as_vars_match_their_hand_counts(path, varian
     doc["vars"].update(variant["vars"])
     graph = spdnn.load_spec_text(yaml.safe_dump(doc, sort_keys=False), str(path))
     assert spdnn.count_params(graph) == variant["params"]
+
+
+@pytest.mark.slow
+def test_smart_augmentation_vgg16_at_the_thesis_input_size_runs():
+    """VGG16 (network B2) as trained in the thesis (256x256 RGB, experiment 25): 165,726,018
+    parameters, too large for the per-spec tests, which build it at its default 32x32 side."""
+    import yaml
+    path = ROOT / "specs" / "smart_augmentation" / "smartaug_network_b2_vgg16.yaml"
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    doc["vars"]["size"] = 256
+    graph = spdnn.load_spec_text(yaml.safe_dump(doc, sort_keys=False), str(path))
+    module = spdnn.build_torch(graph, seed=0).eval()
+    assert sum(p.numel() for p in module.parameters()) == 165_726_018
+    with torch.no_grad():
+        probs = module(torch.rand(1, 3, 256, 256))
+    assert probs.shape == (1, 2) and torch.allclose(probs.sum(1), torch.ones(1))
