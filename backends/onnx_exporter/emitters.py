@@ -213,9 +213,9 @@ def _adaptive(e: Emit) -> None:
 @emitter("max_unpool2d")
 def _max_unpool(e: Emit) -> None:
     a = e.node.attrs
-    # MaxUnpool needs the full output shape: batch and channels from the input at run time.
-    full = _with_batch_channels(e, np.array(e.out_types[0].shape[2:], np.int64), "_output_shape")
-    e.op("MaxUnpool", [e.inputs[0], e.inputs[1], full], e.outputs, suffix="",
+    # The op's output is always the default size (in - 1) * stride - 2 * pad + kernel, which is
+    # what ONNX computes without an output_shape input (so the importer reads the node back).
+    e.op("MaxUnpool", [e.inputs[0], e.inputs[1]], e.outputs, suffix="",
          kernel_shape=list(a.kernel_size), strides=list(a.strides), pads=_pads(a))
 
 
