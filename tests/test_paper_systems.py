@@ -35,6 +35,10 @@ CASES = [
     ("robust_ae/systems/autoencoder.yaml", {"x": images((3, 224, 224), -1.0, 1.0, n=2)}),
     # seed 002 Alg. 1: MNIST digits in [0, 1]; z is drawn by the system
     ("filter_generation/systems/algorithm1.yaml", {"x": images((1, 28, 28))}),
+    # seed 003 App. F: BEGAN on 128x128 faces in [-1, 1] (one sample: no batch norm); the landmark MLP
+    # on recovered latents z in [-1, 1] and landmarks in [0, 1]
+    ("began/systems/began_faces.yaml", {"x": images((3, 128, 128), -1.0, 1.0, n=1)}),
+    ("began/systems/landmark_generator.yaml", {"z": images((64,), -1.0, 1.0), "y": images((98,))}),
 ]
 
 
