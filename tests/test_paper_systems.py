@@ -39,6 +39,9 @@ CASES = [
     # on recovered latents z in [-1, 1] and landmarks in [0, 1]
     ("began/systems/began_faces.yaml", {"x": images((3, 128, 128), -1.0, 1.0, n=1)}),
     ("began/systems/landmark_generator.yaml", {"z": images((64,), -1.0, 1.0), "y": images((98,))}),
+    # seed 003 App. I: 48x48 faces and their 98 landmark values, both in [-1, 1]
+    ("vargan/systems/var_gan.yaml", {"x": images((3, 48, 48), -1.0, 1.0, n=2), "y": images((98,), -1.0, 1.0, n=2)}),
+    ("vargan/systems/cbigan.yaml", {"x": images((3, 48, 48), -1.0, 1.0, n=2), "y": images((98,), -1.0, 1.0, n=2)}),
 ]
 
 
