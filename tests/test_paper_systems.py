@@ -29,6 +29,7 @@ CASES = [
     # seed 000: L_rec + L_cls on [0, 1] images and class ids
     ("dynamic_filters/systems/mnist_dynamic.yaml", {"x": images((1, 28, 28)), "y": labels(10)}),
     ("dynamic_filters/systems/cifar_dynamic.yaml", {"x": images((3, 32, 32), n=2), "y": labels(10, n=2)}),
+    ("dynamic_filters/systems/mtfl_dynamic.yaml", {"x": images((3, 64, 64), n=2), "y": images((5, 64, 64), n=2)}),
     # seed 004: E_PL + E_SFL on images scaled to [-1, 1]
     ("spatial_frequency/systems/cae_sfl.yaml", {"x": images((3, 64, 64), -1.0, 1.0, n=2)}),
     # seed 001: pixel + feature + GAN losses on ImageNet-size images in [-1, 1] (G ends in tanh)
