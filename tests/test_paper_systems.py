@@ -24,6 +24,12 @@ def labels(classes, n=4, seed=0):
     return np.random.default_rng(seed).integers(0, classes, n)
 
 
+def noisy(clean, sigma, seed=1):
+    """Clipped additive white Gaussian noise, y = clip(x + n) (seed 001, L61), on images in [-1, 1]."""
+    n = np.random.default_rng(seed).normal(0.0, sigma, clean.shape).astype("float32")
+    return np.clip(clean + n, -1.0, 1.0)
+
+
 #: (system path relative to specs/, data arrays); add your folder's systems here.
 CASES = [
     # seed 000: L_rec + L_cls on [0, 1] images and class ids
@@ -34,6 +40,9 @@ CASES = [
     ("spatial_frequency/systems/cae_sfl.yaml", {"x": images((3, 64, 64), -1.0, 1.0, n=2)}),
     # seed 001: pixel + feature + GAN losses on ImageNet-size images in [-1, 1] (G ends in tanh)
     ("robust_ae/systems/autoencoder.yaml", {"x": images((3, 224, 224), -1.0, 1.0, n=2)}),
+    # seed 001 App. A4.3: the denoiser maps clip(x + n) to x (noise sigma 50/255 on [0, 1] = 100/255 on [-1, 1])
+    ("robust_ae/systems/denoiser.yaml", {"x": images((3, 224, 224), -1.0, 1.0, n=2),
+                                         "noisy": noisy(images((3, 224, 224), -1.0, 1.0, n=2), 100 / 255)}),
     # seed 002 Alg. 1: MNIST digits in [0, 1]; z is drawn by the system
     ("filter_generation/systems/algorithm1.yaml", {"x": images((1, 28, 28))}),
     # seed 003 App. F: BEGAN on 128x128 faces in [-1, 1] (one sample: no batch norm); the landmark MLP
