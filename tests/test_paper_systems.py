@@ -24,15 +24,25 @@ def labels(classes, n=4, seed=0):
     return np.random.default_rng(seed).integers(0, classes, n)
 
 
+def noisy(clean, sigma, seed=1):
+    """Clipped additive white Gaussian noise, y = clip(x + n) (seed 001, L61), on images in [-1, 1]."""
+    n = np.random.default_rng(seed).normal(0.0, sigma, clean.shape).astype("float32")
+    return np.clip(clean + n, -1.0, 1.0)
+
+
 #: (system path relative to specs/, data arrays); add your folder's systems here.
 CASES = [
     # seed 000: L_rec + L_cls on [0, 1] images and class ids
     ("dynamic_filters/systems/mnist_dynamic.yaml", {"x": images((1, 28, 28)), "y": labels(10)}),
     ("dynamic_filters/systems/cifar_dynamic.yaml", {"x": images((3, 32, 32), n=2), "y": labels(10, n=2)}),
+    ("dynamic_filters/systems/mtfl_dynamic.yaml", {"x": images((3, 64, 64), n=2), "y": images((5, 64, 64), n=2)}),
     # seed 004: E_PL + E_SFL on images scaled to [-1, 1]
     ("spatial_frequency/systems/cae_sfl.yaml", {"x": images((3, 64, 64), -1.0, 1.0, n=2)}),
     # seed 001: pixel + feature + GAN losses on ImageNet-size images in [-1, 1] (G ends in tanh)
     ("robust_ae/systems/autoencoder.yaml", {"x": images((3, 224, 224), -1.0, 1.0, n=2)}),
+    # seed 001 App. A4.3: the denoiser maps clip(x + n) to x (noise sigma 50/255 on [0, 1] = 100/255 on [-1, 1])
+    ("robust_ae/systems/denoiser.yaml", {"x": images((3, 224, 224), -1.0, 1.0, n=2),
+                                         "noisy": noisy(images((3, 224, 224), -1.0, 1.0, n=2), 100 / 255)}),
     # seed 002 Alg. 1: MNIST digits in [0, 1]; z is drawn by the system
     ("filter_generation/systems/algorithm1.yaml", {"x": images((1, 28, 28))}),
     # seed 003 App. E: k = 2 same-class grey 96x96 faces stacked as channels, another face of the class
@@ -42,6 +52,13 @@ CASES = [
     ("smart_augmentation/systems/two_network_a.yaml",
      {"x0": images((2, 96, 96), n=2), "t0": images((1, 96, 96), n=2, seed=1), "y0": np.zeros(2, np.int64),
       "x1": images((2, 96, 96), n=2, seed=2), "t1": images((1, 96, 96), n=2, seed=3), "y1": np.ones(2, np.int64)}),
+    # seed 003 App. F: BEGAN on 128x128 faces in [-1, 1] (one sample: no batch norm); the landmark MLP
+    # on recovered latents z in [-1, 1] and landmarks in [0, 1]
+    ("began/systems/began_faces.yaml", {"x": images((3, 128, 128), -1.0, 1.0, n=1)}),
+    ("began/systems/landmark_generator.yaml", {"z": images((64,), -1.0, 1.0), "y": images((98,))}),
+    # seed 003 App. I: 48x48 faces and their 98 landmark values, both in [-1, 1]
+    ("vargan/systems/var_gan.yaml", {"x": images((3, 48, 48), -1.0, 1.0, n=2), "y": images((98,), -1.0, 1.0, n=2)}),
+    ("vargan/systems/cbigan.yaml", {"x": images((3, 48, 48), -1.0, 1.0, n=2), "y": images((98,), -1.0, 1.0, n=2)}),
 ]
 
 
