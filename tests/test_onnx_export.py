@@ -11,7 +11,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from conftest import ROOT, SPECS
+from conftest import ROOT, SPECS, spec_cases, spec_key
 from spdnn.backends.onnx_exporter import (
     EMITTERS,
     UNSUPPORTED,
@@ -95,8 +95,8 @@ def test_max_unpool_with_indices_matches_torch():
     assert_parity(g, 3)
 
 
-@pytest.mark.parametrize("path", SPECS, ids=[p.stem for p in SPECS])
-@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("path,batch", [pytest.param(p, 1, id=f"1-{p.stem}") for p in SPECS] + spec_cases(
+    [(p, 3) for p in SPECS], key=lambda c: spec_key(c[0]), ids=lambda c: f"3-{c[0].stem}"))
 def test_shipped_spec_matches_torch_in_onnxruntime(path, batch):
     assert_parity(spdnn.load_spec(path), batch)
 
@@ -106,7 +106,7 @@ def test_merged_network_matches_torch():
     assert_parity(merge_networks(parents, "iris_fcdnn").graph, 2)
 
 
-@pytest.mark.parametrize("path", SPECS, ids=[p.stem for p in SPECS])
+@pytest.mark.parametrize("path", spec_cases(SPECS, ids=lambda p: p.stem))
 def test_models_pass_full_check_strict_inference_and_load_optimised(path):
     graph = spdnn.load_spec(path)
     model = export_onnx(graph, spdnn.build_torch(graph, seed=0).state_dict())

@@ -11,7 +11,7 @@ import numpy as np
 import onnx_conformance as conformance
 import pytest
 import torch
-from conftest import ROOT, SPECS
+from conftest import ROOT, SPECS, spec_cases
 from onnx import TensorProto, helper, numpy_helper
 from spdnn.backends.onnx_exporter import export_onnx
 from spdnn.backends.torch_exporter import load_weights
@@ -50,7 +50,7 @@ def _as_tuple(out):
     return out if isinstance(out, tuple) else (out,)
 
 
-@pytest.mark.parametrize("path", SPECS, ids=[p.stem for p in SPECS])
+@pytest.mark.parametrize("path", spec_cases(SPECS, ids=lambda p: p.stem))
 def test_yaml_ir_onnx_ir_torch_round_trip_gives_the_same_outputs(path):
     graph = spdnn.load_spec(path)
     module = randomise(spdnn.build_torch(graph, seed=0))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import SPECS
+from conftest import SPECS, spec_cases, spec_key
 from hand_written import Baseline, Classifier, Discriminator, Generator, Net3Growing
 
 import spdnn
@@ -121,8 +121,8 @@ def test_parameter_counts_and_output_shapes_match_the_tables(name):
         assert graph.type_of(graph.inputs_of(out.name)[0]).sample_shape == outputs[out.name]
 
 
-@pytest.mark.parametrize("name", sorted(SPEC))
-@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("name,batch", [(n, 1) for n in sorted(SPEC)] + spec_cases(
+    [(n, 3) for n in sorted(SPEC)], key=lambda c: spec_key(SPEC[c[0]]), ids=lambda c: f"{c[0]}-3"))
 def test_forward_at_any_batch_size_gives_inferred_shapes(name, batch):
     graph = load(name)
     module = spdnn.build_torch(graph, seed=0).eval()
@@ -134,7 +134,7 @@ def test_forward_at_any_batch_size_gives_inferred_shapes(name, batch):
     assert [tuple(o.shape) for o in outs] == [(batch, *want[n.name]) for n in graph.output_nodes()]
 
 
-@pytest.mark.parametrize("name", sorted(SPEC))
+@pytest.mark.parametrize("name", spec_cases(sorted(SPEC), key=lambda n: spec_key(SPEC[n]), ids=str))
 def test_gradients_reach_every_parameter(name):
     graph = load(name)
     module = spdnn.build_torch(graph, seed=0).train()

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 import torch
-from conftest import ROOT, SPECS
+from conftest import ROOT, SPECS, spec_cases
 from hand_written import DepthNet1, DepthNet6, IrisP1, MergedIris
 from spdnn.backends.torch_exporter import BOUNDARY_OPS, InputShapeError, SpdnnModule, check_input
 from spdnn.backends.torch_exporter.lowerings import lower
@@ -81,7 +81,7 @@ NETWORKS = sorted(SPEC) + ["iris_merged"]
 
 
 # ------------------------------------------------------------------ parity with the old interpreter
-@pytest.mark.parametrize("name", NETWORKS)
+@pytest.mark.parametrize("name", spec_cases(NETWORKS, ids=str))
 def test_same_state_dict_and_outputs_as_the_pre_fx_interpreter(name):
     graph = load(name)
     module = spdnn.build_torch(graph, seed=0)
@@ -235,7 +235,7 @@ def test_the_input_check_does_not_break_a_full_graph_compile_and_still_fires():
 
 
 # ------------------------------------------------------------------ fx, export, compile
-@pytest.mark.parametrize("name", NETWORKS)
+@pytest.mark.parametrize("name", spec_cases(NETWORKS, ids=str))
 def test_symbolic_trace_and_a_full_graph_dynamo_compile_match_eager(name):
     graph = load(name)
     module = spdnn.build_torch(graph, seed=0).eval()
