@@ -192,7 +192,7 @@ def test_masks_folder_trains_a_segmenter(tmp_path, capsys):
 
 @pytest.mark.parametrize("make, message", [
     (lambda f: (save_images(f / "a", 1), (f / "a" / "x.png").write_bytes(b"\x89PNG")),
-     ".png images need Pillow, which spdnn does not use; save each image as an .npy array"),
+     "x.png: not a readable picture"),
     (lambda f: save_images(f, 2), "missing labels: the targets 'y' come from subfolders per class, a labels.csv"),
     (lambda f: (save_images(f / "images", 2), (f / "masks").mkdir(), save_images(f / "masks", 1)),
      "image im01.npy has no mask masks/im01.npy"),
@@ -201,7 +201,7 @@ def test_masks_folder_trains_a_segmenter(tmp_path, capsys):
     (lambda f: (save_images(f, 1), (f / "labels.csv").write_text("file,label\nim00.npy,0\nim09.npy,1\n")),
      "labels.csv:3: image 'im09.npy' not found"),
     (lambda f: (save_images(f, 1), (f / "labels.csv").write_text("im00.npy,7\n")), "labels must be in [0, 2)"),
-    (lambda f: (f / "empty").mkdir(parents=True), "no .npy images in"),
+    (lambda f: (f / "empty").mkdir(parents=True), "no images (.npy arrays or pictures) in"),
 ])
 def test_bad_image_folders_name_the_file(tmp_path, make, message):
     folder = tmp_path / "data"

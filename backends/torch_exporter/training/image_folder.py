@@ -2,8 +2,12 @@
 
 Images are ``.npy`` files (``numpy.save``), one sample each, of the network input's shape
 ``(C, H, W)`` (``(H, W)`` is taken as one channel); floating-point values are used as they are,
-``uint8`` values are divided by 255. PNG/JPEG files are refused with a message: reading them
-would need Pillow, which spdnn does not depend on.
+``uint8`` values are divided by 255. Pictures (PNG, JPEG, BMP, TIFF, WebP, GIF) are read with
+Pillow (``pip install "spdnn[images]"``; without it they are refused with that hint): converted
+to grey for a 1-channel input, RGB for 3 channels, RGBA for 4, values divided by 255, and never
+resized: a picture of another size is an error naming both sizes, found from its header before
+it is decoded (so a huge or truncated file costs nothing). A mask picture holds class ids as its
+pixel values (grey or palette mode).
 
 Layouts (the first that applies):
   * ``masks/``: images in ``images/``, one mask per image in ``masks/`` under the same file
@@ -83,14 +87,23 @@ def _npy_files(folder: Path, where: str) -> list[Path]:
     if not folder.is_dir():
         raise SpdnnError(f"{where}: folder {folder.name}/ is missing")
     files = sorted(p for p in folder.iterdir() if p.is_file())
-    for p in files:
-        if p.suffix.lower() in _PICTURES:
-            raise SpdnnError(f"data {p}: {p.suffix} images need Pillow, which spdnn does not use; save each image "
-                             "as an .npy array (numpy.save) of shape (C, H, W)")
-    found = [p for p in files if p.suffix == ".npy"]
+    found = [p for p in files if p.suffix == ".npy" or p.suffix.lower() in _PICTURES]
     if not found:
-        raise SpdnnError(f"{where}: no .npy images in {folder}")
+        raise SpdnnError(f"{where}: no images (.npy arrays or pictures) in {folder}")
+    for p in found:
+        if p.suffix.lower() in _PICTURES:
+            _pillow(p)
     return found
+
+
+def _pillow(path: Path):
+    """The PIL.Image module; a clear error naming ``path`` when Pillow is not installed."""
+    try:
+        from PIL import Image
+    except ImportError:
+        raise SpdnnError(f"data {path}: {path.suffix} pictures are read with Pillow, which is not installed: "
+                         'pip install "spdnn[images]" (or save each image as an .npy array)') from None
+    return Image
 
 
 def _read_csv(folder: Path, where: str) -> tuple[list[Path], list[int]]:
@@ -104,9 +117,6 @@ def _read_csv(folder: Path, where: str) -> tuple[list[Path], list[int]]:
                 if len(row) != 2 or not row[0].strip() or not row[1].strip():
                     raise SpdnnError(f"{path}:{line}: expected two columns file,label, got {row!r}")
                 file = folder / row[0].strip()
-                if file.suffix.lower() in _PICTURES:
-                    raise SpdnnError(f"{path}:{line}: {file.name}: {file.suffix} images need Pillow, which spdnn "
-                                     "does not use; save images as .npy arrays")
                 if not file.is_file():
                     raise SpdnnError(f"{path}:{line}: image {row[0].strip()!r} not found (looked for {file})")
                 files.append(file)
@@ -128,8 +138,41 @@ def _check_budget(count: int, image: Port, where: str) -> None:
                          + limit_message("too large", "input_bytes"))
 
 
+_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
+
+
+def _read_picture(path: Path, port: Port) -> np.ndarray:
+    """A picture as an array of ``port.shape``: its size is checked from the header first."""
+    image_module = _pillow(path)
+    shape = tuple(port.shape)
+    mask = port.dtype == "int64"
+    if mask and len(shape) != 2:
+        raise SpdnnError(f"data {path}: a mask picture gives an (H, W) array; the target is {shape}")
+    if not mask and (len(shape) != 3 or shape[0] not in _MODES):
+        raise SpdnnError(f"data {path}: pictures fit inputs of 1, 3 or 4 channels (C, H, W); the input is {shape}")
+    try:
+        with image_module.open(path) as picture:
+            size = (picture.height, picture.width)
+            if size != shape[-2:]:
+                raise SpdnnError(f"data {path}: picture of {size[0]}x{size[1]} pixels (height x width), expected "
+                                 f"{shape[-2]}x{shape[-1]}; spdnn does not resize")
+            if mask:
+                if picture.mode not in ("L", "P", "I", "I;16"):
+                    raise SpdnnError(f"data {path}: a mask picture holds class ids in grey or palette mode, "
+                                     f"got mode {picture.mode}")
+                return np.asarray(picture, dtype=np.int64)
+            values = np.asarray(picture.convert(_MODES[shape[0]]), dtype=np.float32) / 255
+    except SpdnnError:
+        raise
+    except (OSError, ValueError, SyntaxError, image_module.DecompressionBombError) as e:
+        raise SpdnnError(f"data {path}: not a readable picture ({str(e)[:120]})") from None
+    return values.reshape(shape[1], shape[2], -1).transpose(2, 0, 1).copy() if values.ndim == 3 else values[None]
+
+
 def _read(path: Path, port: Port, where: str) -> np.ndarray:
     """One sample of shape ``port.shape``; its header is checked before the data is read."""
+    if path.suffix.lower() in _PICTURES:
+        return _read_picture(path, port)
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError):
