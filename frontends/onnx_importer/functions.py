@@ -21,14 +21,14 @@ import onnx
 from onnx import AttributeProto, helper
 
 from spdnn.backends.onnx_exporter.emitters import Emit
-from spdnn.backends.onnx_exporter.functions import DOMAIN, FUNCTION_OPS, call_attributes, emit_call
+from spdnn.backends.onnx_exporter.functions import DOMAIN, FUNCTION_OPS, VERSION, call_attributes, emit_call
 from spdnn.ir.graph import Value
 from spdnn.ir.types import TensorType
 from spdnn.ops import get_op
 
 from .importer import Context, Unsupported
 
-__all__ = ["DOMAIN", "FUNCTION_OPS", "PARAM_SHAPES", "import_call"]
+__all__ = ["DOMAIN", "FUNCTION_OPS", "PARAM_SHAPES", "VERSION", "import_call"]
 
 _SCALAR_TYPES = {AttributeProto.INT, AttributeProto.INTS, AttributeProto.FLOAT, AttributeProto.FLOATS,
                  AttributeProto.STRING}
