@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 import numpy as np
 import onnx
+import pydantic
 from onnx import AttributeProto, helper
 
 from spdnn.backends.onnx_exporter.emitters import Emit
@@ -73,7 +74,13 @@ def import_call(ctx: Context, node: onnx.NodeProto, functions: dict) -> list[Val
     for formal, actual in zip(fn.input[n_in:], node.input[n_in:], strict=True):
         key = formal[len(op.name) + 1:] if formal.startswith(op.name + ".") else ""
         params[key] = ctx.need_const(actual, f"parameter {formal!r}")
-    y = ctx.add(op.name, _attributes(node), [ctx.value(i) for i in node.input[:n_in]])
+    attrs = _attributes(node)
+    try:
+        op.attrs.model_validate(attrs)
+    except pydantic.ValidationError as e:
+        raise Unsupported("; ".join(f"attribute {'.'.join(map(str, err['loc']))!r}: {err['msg']}"
+                                    for err in e.errors())) from None
+    y = ctx.add(op.name, attrs, [ctx.value(i) for i in node.input[:n_in]])
     layer = ctx.g.node(y.node)
     in_types = [ctx.type(v) for v in ctx.g.inputs_of(layer.name)]
     want = PARAM_SHAPES.get(op.name, lambda a, ins: {})(layer.attrs, in_types)
