@@ -412,3 +412,162 @@ def test_mutants_import_or_fail_with_an_spdnn_error(exported, tmp_path_factory, 
 @given(which=st.integers(0, 8), steps=st.lists(mutations(), min_size=1, max_size=4))
 def test_many_mutants_import_or_fail_with_an_spdnn_error(exported, tmp_path_factory, which, steps):
     _fuzz(exported, tmp_path_factory, which, steps)
+
+
+# ---------------------------------------------------------------- spdnn's model-local functions
+BLOCK_SPECS = ("dynamic_conv2d", "haar_wavelet", "sample_conv2d", "minibatch_discrimination", "repeat_code")
+
+
+@pytest.fixture(scope="session")
+def blocks() -> dict[str, onnx.ModelProto]:
+    """spdnn's exports of the building-block specs, whose multi-node ops are ai.spdnn functions."""
+    from conftest import ROOT
+    from spdnn.backends.onnx_exporter import export_onnx
+
+    out = {}
+    for name in BLOCK_SPECS:
+        graph = spdnn.load_spec(ROOT / "specs" / "building_blocks" / f"{name}.yaml")
+        out[name] = export_onnx(graph, spdnn.build_torch(graph, seed=0).state_dict())
+    return out
+
+
+def _function(model: onnx.ModelProto, op: str) -> onnx.FunctionProto:
+    return next(f for f in model.functions if f.name == op)
+
+
+def _call(model: onnx.ModelProto, op: str) -> onnx.NodeProto:
+    return next(n for n in model.graph.node if n.op_type == op and n.domain == "ai.spdnn")
+
+
+def test_a_function_body_spdnn_does_not_write_is_refused(blocks, tmp_path):
+    model = copy.deepcopy(blocks["haar_wavelet"])
+    body = _function(model, "haar_pool").node
+    sub = next(n for n in body if n.op_type == "Sub")
+    sub.op_type = "Add"  # still a valid model, computing something else
+    onnx.checker.check_model(model, full_check=True)
+    _expect(tmp_path, model, "ai.spdnn.haar_pool (opset 1) at node 'pool'",
+            "is not the one spdnn writes for these attributes and shapes", cls=spdnn.UnsupportedOpError)
+
+
+def test_a_changed_constant_in_a_function_body_is_refused(blocks, tmp_path):
+    model = copy.deepcopy(blocks["repeat_code"])
+    const = next(n for n in _function(model, "repeat_code").node if n.output[0].endswith(".shape"))
+    shape = numpy_helper.to_array(const.attribute[0].t).copy()
+    shape[1] = 1  # Expand broadcasts the code's channels anyway: valid, equivalent, but not what spdnn writes
+    const.attribute[0].t.CopyFrom(numpy_helper.from_array(shape, const.attribute[0].t.name))
+    onnx.checker.check_model(model, full_check=True)
+    _expect(tmp_path, model, "ai.spdnn.repeat_code", "is not the one spdnn writes", cls=spdnn.UnsupportedOpError)
+
+
+def test_call_attributes_must_be_the_ops_attributes_as_spdnn_writes_them(blocks, tmp_path):
+    model = copy.deepcopy(blocks["dynamic_conv2d"])
+    call = _call(model, "dynamic_conv2d")
+    kept = [a for a in call.attribute if a.name != "bias"]  # bias=0 is the default, but spdnn writes it
+    del call.attribute[:]
+    call.attribute.extend(kept)
+    _expect(tmp_path, model, "at node 'dynamic'", "not written as spdnn writes them", cls=spdnn.UnsupportedOpError)
+    set_attribute(call, helper.make_attribute("out_channels", 0))
+    _expect(tmp_path, model, "at node 'dynamic'", "out_channels", cls=spdnn.UnsupportedOpError)
+
+
+def test_function_parameters_of_the_wrong_shape_are_refused(blocks, tmp_path):
+    model = copy.deepcopy(blocks["minibatch_discrimination"])
+    call = _call(model, "minibatch_discrimination")
+    weight = next(t for t in model.graph.initializer if t.name == call.input[1])
+    array = numpy_helper.to_array(weight)
+    weight.CopyFrom(numpy_helper.from_array(array.reshape(array.shape[1], array.shape[0]), weight.name))
+    with pytest.raises(SpdnnError, match="mbdisc"):  # the checker's shape inference, or the importer
+        import_onnx(save(tmp_path, model))
+
+
+@pytest.mark.parametrize("domain,op", [("ai.spdnn", "wct"), ("com.example", "dynamic_conv2d")])
+def test_custom_domain_nodes_the_importer_does_not_know_are_refused_naming_op_and_domain(blocks, tmp_path, domain,
+                                                                                         op):
+    model = copy.deepcopy(blocks["dynamic_conv2d"])
+    fn, call = _function(model, "dynamic_conv2d"), _call(model, "dynamic_conv2d")
+    fn.domain = call.domain = domain
+    fn.name = call.op_type = op
+    if domain != "ai.spdnn":
+        model.opset_import.append(helper.make_opsetid(domain, 1))
+    _expect(tmp_path, model, f"{domain}.{op} (opset 1) at node 'dynamic'", f"custom domain {domain!r}",
+            cls=spdnn.UnsupportedOpError)
+
+
+def _calling(bodies: dict[str, list[onnx.NodeProto]], main: str) -> onnx.ModelProto:
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("evil", 1)]
+    functions = [helper.make_function("evil", name, ["x"], ["y"], nodes, opsets) for name, nodes in bodies.items()]
+    graph = helper.make_graph([helper.make_node(main, ["x"], ["y"], domain="evil", name="call")], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2])])
+    return helper.make_model(graph, opset_imports=opsets, functions=functions)
+
+
+def test_functions_calling_each_other_in_a_cycle_are_refused(tmp_path):
+    model = _calling({"f": [helper.make_node("g", ["x"], ["y"], domain="evil")],
+                      "g": [helper.make_node("f", ["x"], ["y"], domain="evil")]}, "f")
+    _expect(tmp_path, model, "calls itself")
+
+
+def test_nested_function_calls_count_against_the_node_limit_before_onnx_sees_them(tmp_path):
+    """40 functions each calling the next twice: 2**40 nodes inlined (onnx's checker never returned)."""
+    bodies = {f"f{i}": [helper.make_node(f"f{i + 1}", ["x"], ["a"], domain="evil"),
+                        helper.make_node(f"f{i + 1}", ["a"], ["y"], domain="evil")] for i in range(39)}
+    bodies["f39"] = [helper.make_node("Relu", ["x"], ["y"])]
+    start = time.perf_counter()
+    _expect(tmp_path, _calling(bodies, "f0"), "once the calls of model-local functions are inlined", "onnx_nodes")
+    assert time.perf_counter() - start < 5
+    relus = [helper.make_node("Relu", ["x"], ["a"]), helper.make_node("Relu", ["a"], ["b"]),
+             helper.make_node("Relu", ["b"], ["y"])]
+    small = {"f0": [helper.make_node("f1", ["x"], ["a"], domain="evil"), helper.make_node("f1", ["a"], ["y"], domain="evil")],
+             "f1": relus}  # 5 nodes in functions, 6 once inlined
+    with limits.overridden(onnx_nodes=6):
+        _expect(tmp_path, _calling(small, "f0"), "custom domain 'evil'", cls=spdnn.UnsupportedOpError)
+    with limits.overridden(onnx_nodes=5):
+        _expect(tmp_path, _calling(small, "f0"), "over 5 nodes once the calls of model-local functions are inlined")
+
+
+def test_a_large_constant_inside_a_function_body_is_refused(blocks, tmp_path):
+    model = copy.deepcopy(blocks["repeat_code"])
+    del model.graph.initializer[:]  # (the conv's weight would be refused first)
+    with limits.overridden(max_elements=3):
+        _expect(tmp_path, model, "function ai.spdnn.repeat_code ('code_map')", "max_elements")
+
+
+def _mutate_functions(model: onnx.ModelProto, steps) -> bytes:
+    """Mutations of the function bodies and calls, then byte flips of the whole file."""
+    m = copy.deepcopy(model)
+    flips = []
+    for kind, a, b, c in steps:
+        body = m.functions[a % len(m.functions)].node
+        n = body[b % len(body)]
+        if kind == "flip":
+            flips.append((a * 7919 + b, c % 8))
+        elif kind in ("dims", "dtype"):
+            n.op_type = ["Add", "Sub", "Mul", "Relu", "Identity", "Concat"][c % 6]
+        elif kind == "attr":
+            name = n.attribute[c % len(n.attribute)].name if n.attribute and c % 3 else "axis"
+            set_attribute(n, helper.make_attribute(name, ATTRIBUTE_VALUES[c % len(ATTRIBUTE_VALUES)]))
+        elif kind == "drop_input" and n.input:
+            del n.input[c % len(n.input)]
+        else:
+            calls = [x for x in m.graph.node if x.domain]
+            call = calls[c % len(calls)]
+            set_attribute(call, helper.make_attribute(call.attribute[0].name if call.attribute else "size",
+                                                      ATTRIBUTE_VALUES[b % len(ATTRIBUTE_VALUES)]))
+    data = bytearray(m.SerializeToString())
+    for position, bit in flips:
+        data[position % len(data)] ^= 1 << bit
+    return bytes(data)
+
+
+@settings(max_examples=40, **FUZZ)
+@given(which=st.integers(0, len(BLOCK_SPECS) - 1), steps=st.lists(mutations(), min_size=1, max_size=3))
+def test_function_mutants_import_or_fail_with_an_spdnn_error(blocks, tmp_path_factory, which, steps):
+    path = tmp_path_factory.mktemp("fuzz") / "mutant.onnx"
+    path.write_bytes(_mutate_functions(blocks[BLOCK_SPECS[which]], steps))
+    start = time.perf_counter()
+    try:
+        import_onnx(path)
+    except SpdnnError as e:
+        assert str(path) in str(e) or "model" in str(e)
+    assert time.perf_counter() - start < 20

@@ -14,6 +14,7 @@ import torch
 from conftest import ROOT, SPECS, spec_cases
 from onnx import TensorProto, helper, numpy_helper
 from spdnn.backends.onnx_exporter import export_onnx
+from spdnn.backends.onnx_exporter.functions import FUNCTION_OPS
 from spdnn.backends.torch_exporter import load_weights
 from spdnn.frontends.onnx_importer import import_onnx, load_onnx_file
 from test_onnx_export import randomise
@@ -21,21 +22,6 @@ from test_onnx_export import randomise
 import spdnn
 
 
-#: Ops whose ONNX form the importer cannot map back to the op, with the reason. A spec using one is
-#: checked to fail the import with UnsupportedOpError naming the ONNX ops below (so this list must
-#: shrink when the importer learns them), not skipped.
-NOT_IMPORTABLE = {
-    "dynamic_conv2d": ("per-sample mixing is a batched MatMul of two computed tensors; the importer maps "
-                       "MatMul only with a constant second operand (a linear layer)", "MatMul"),
-    "sample_conv2d": ("one Slice + Unsqueeze per kernel tap (the filters are an input, so no Conv); the importer "
-                      "has no Unsqueeze of a computed tensor", "Unsqueeze"),
-    "haar_pool": ("the four bands are Slice / Sub of the polyphase components; the importer has neither", "Sub"),
-    "haar_unpool": ("the synthesis is Sub and Add of the bands, then DepthToSpace; the importer has neither "
-                    "Sub nor DepthToSpace", "DepthToSpace"),
-    "minibatch_discrimination": ("pairwise L1 distances: Unsqueeze, Sub, Abs, ReduceSum, Neg, Exp; the importer "
-                                 "has none of them", "Exp"),
-    "repeat_code": ("Unsqueeze then Expand; the importer has neither", "Expand"),
-}
 #: Ops that import as other ops: (why, how the imported graph differs).
 IMPORTED_AS_OTHERS = {
     "log_filter_bank": "the fixed LoG kernels come back as conv2d weights, so they count as parameters",
@@ -55,14 +41,10 @@ def test_yaml_ir_onnx_ir_torch_round_trip_gives_the_same_outputs(path):
     graph = spdnn.load_spec(path)
     module = randomise(spdnn.build_torch(graph, seed=0))
     model = export_onnx(graph, module.state_dict())
-    blocked = sorted(_ops(graph) & set(NOT_IMPORTABLE))
-    if blocked:
-        with pytest.raises(spdnn.UnsupportedOpError) as e:
-            import_onnx(model)
-        for op in blocked:
-            assert f"{NOT_IMPORTABLE[op][1]} (opset" in str(e.value), (op, str(e.value))
-        return
     imported = import_onnx(model)
+    for node in graph:  # the papers' multi-node ops come back as themselves (ONNX functions)
+        if node.op in FUNCTION_OPS:
+            assert (imported.graph.node(node.name).op, imported.graph.node(node.name).attrs) == (node.op, node.attrs)
     again = load_weights(spdnn.build_torch(imported.graph), imported.weights).eval()
     xs = [torch.randn(3, *graph.out_types(n.name)[0].sample_shape) for n in graph.input_nodes()]
     with torch.no_grad():
@@ -226,3 +208,55 @@ def test_maxpool_indices_as_a_graph_output_are_refused():
                    [_info("y", [1, 1, 2, 2]), helper.make_tensor_value_info("i", TensorProto.INT64, [1, 1, 2, 2])])
     with pytest.raises(spdnn.UnsupportedOpError, match="MaxPool indices as a graph output"):
         import_onnx(model)
+
+
+def test_the_round_trip_covers_every_op_written_as_a_function():
+    assert FUNCTION_OPS <= set().union(*(_ops(spdnn.load_spec(p)) for p in SPECS))
+
+
+#: layers named like the tensors the old inline emitters wrote (<layer>_coefficients, <layer>_mix ...)
+CLASH_SPEC = """
+spdnn: 1
+name: clash
+inputs:
+  image: [2, 8, 8]
+  features: [16]
+layers:
+  - {name: dyn_coefficients, op: linear, inputs: features, out_features: 24}
+  - {name: dyn, op: dynamic_conv2d, inputs: [image, dyn_coefficients], out_channels: 6, kernel_size: 3,
+     repository_size: 4, padding: 1, bias: true}
+  - {name: dyn_mix, op: relu}
+  - {name: dyn_maps_flat, op: conv2d, out_channels: 4, kernel_size: 1}
+  - {name: dyn_unbiased, op: haar_pool}
+  - {name: dyn_unbiased_ab, op: relu, inputs: "dyn_unbiased:ll"}
+  - {name: dyn_unbiased_ll, op: haar_unpool, inputs: [dyn_unbiased_ab, "dyn_unbiased:lh", "dyn_unbiased:hl",
+     "dyn_unbiased:hh"]}
+outputs: {y: dyn_unbiased_ll}
+"""
+
+
+def test_layers_named_like_internal_tensors_do_not_clash(tmp_path):
+    import onnxruntime as ort
+
+    path = tmp_path / "clash.yaml"
+    path.write_text(CLASH_SPEC)
+    graph = spdnn.load_spec(path)
+    module = randomise(spdnn.build_torch(graph, seed=0)).eval()
+    model = export_onnx(graph, module.state_dict())  # checked with full_check=True on export
+    produced = [o for n in model.graph.node for o in n.output]
+    assert len(produced) == len(set(produced))
+    assert set(produced) == {n.name for n in graph if n.op != "input"} | {
+        f"dyn_unbiased_{band}" for band in ("lh", "hl", "hh")}  # the ports > 0 of the haar_pool layer
+    assert [(n.op_type, n.domain, n.name) for n in model.graph.node if n.domain] == [
+        ("dynamic_conv2d", "ai.spdnn", "dyn"), ("haar_pool", "ai.spdnn", "dyn_unbiased"),
+        ("haar_unpool", "ai.spdnn", "dyn_unbiased_ll")]
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    imported = import_onnx(model)
+    again = load_weights(spdnn.build_torch(imported.graph), imported.weights).eval()
+    for batch in (1, 3):
+        x, f = torch.randn(batch, 2, 8, 8), torch.randn(batch, 16)
+        with torch.no_grad():
+            want = module(x, f)
+            assert torch.equal(again(x, f), want)
+        (got,) = session.run(None, {"image": x.numpy(), "features": f.numpy()})
+        np.testing.assert_allclose(got, want.numpy(), rtol=1e-4, atol=1e-5)

@@ -29,3 +29,15 @@ def test_support_table_module_runs_as_a_script():
     proc = subprocess.run([sys.executable, "-m", "spdnn.frontends.onnx_importer.support_table"],
                           capture_output=True, text=True, check=True)
     assert proc.stdout == support_markdown()
+
+
+def test_support_doc_lists_spdnn_functions_with_their_attributes():
+    from spdnn.frontends.onnx_importer.functions import FUNCTION_OPS
+
+    from spdnn.ops import get_op
+
+    text = support_markdown()
+    assert "## spdnn's functions (domain `ai.spdnn`, version 1)" in text
+    for op in FUNCTION_OPS:
+        row = next(line for line in text.splitlines() if line.startswith(f"| {op} |"))
+        assert all(f"`{name}`" in row for name in get_op(op).attrs.model_fields)

@@ -36,8 +36,8 @@ def _dynamic_conv2d(e) -> None:
         _reshape(e, mixed, (out, oh, ow), "", e.outputs)
         return
     y = _reshape(e, mixed, (out, oh, ow), "_unbiased")
-    bias = e.const(f"{e.node.name}.bias", e.weights[f"{e.node.name}.bias"].reshape(out, 1, 1))
-    e.op("Add", [y, bias], e.outputs, suffix="")
+    bias = _reshape(e, e.weight("bias"), (1, 1), "_bias")  # (out,) -> (out, 1, 1): keeps the state dict's
+    e.op("Add", [y, bias], e.outputs, suffix="")                 # shape; onnxruntime folds it
 
 
 def _sample_conv2d(e) -> None:

@@ -36,6 +36,8 @@ class Emit:
     nodes: list[NodeProto] = field(default_factory=list)
     #: (name, array) pairs; the exporter writes them into the graph
     initializers: list[tuple[str, np.ndarray]] = field(default_factory=list)
+    #: the initializers that are the node's parameters (added by :meth:`weight`)
+    weight_names: list[str] = field(default_factory=list)
 
     def op(self, op_type: str, inputs: list[str], outputs: list[str] | None = None, suffix: str = "",
            **attrs) -> str:
@@ -53,6 +55,7 @@ class Emit:
             array = spectrally_normalised(self.weights, self.node.name, key, dim=1 if self.node.op == "conv_transpose2d" else 0)
         if array is None:
             raise ExportError(f"no weight {name!r} for node {self.node.name!r}")
+        self.weight_names.append(name)
         return self.const(name, array)
 
     def const(self, name: str, array: np.ndarray) -> str:

@@ -5,7 +5,8 @@ Rules:
      outputs by their node names, values by their producing node, ``<node>_<port>`` for port > 0).
   2. The opset is selectable (13 to the newest that both the installed onnx and onnxruntime handle,
      default 17); the IR version is the smallest that carries that opset, so the installed (and
-     older) onnxruntime builds load the file.
+     older) onnxruntime builds load the file; IR 10 where the model holds spdnn functions
+     (:mod:`.functions`: the papers' multi-node ops, one call node per layer).
   3. Metadata records the spdnn version, the source spec and a SHA-256 of the weights; nodes and
      metadata carry the spec's citations and the merge's provenance (:mod:`.provenance`).
   4. Every model passes what ``onnx.checker.check_model(full_check=True)`` checks: the checker on
@@ -32,6 +33,7 @@ from spdnn.ops import get_op
 from spdnn.passes.infer_shapes import infer_shapes
 
 from .emitters import EMITTERS, UNSUPPORTED, Emit
+from .functions import DOMAIN, FUNCTION_OPS, IR_VERSION, VERSION, emit_call
 from .provenance import model_props, node_doc
 from .runtime import max_runtime_opset
 from .wire import serialize_with_initializers
@@ -147,7 +149,7 @@ def _model_without_initializers(graph: Graph, weights: dict[str, np.ndarray], op
                           "the installed onnx and onnxruntime handle)")
     if any(M.OUT_TYPES not in graph.meta_of(n.name) for n in graph):
         infer_shapes(graph)
-    nodes, inits, inputs, outputs = [], [], [], []
+    nodes, inits, inputs, outputs, functions = [], [], [], [], []
     for node in graph:
         doc = node_doc(graph, node.name)
         if node.op == "input":
@@ -169,7 +171,10 @@ def _model_without_initializers(graph: Graph, weights: dict[str, np.ndarray], op
         n_out = get_op(node.op).num_outputs(node.attrs)
         e = Emit(node, ins, [_value_name(node.name, p, graph) for p in range(n_out)],
                  [graph.type_of(v) for v in graph.inputs_of(node.name)], graph.out_types(node.name), weights)
-        EMITTERS[node.op](e)
+        if node.op in FUNCTION_OPS:
+            functions.append(emit_call(e, opset))
+        else:
+            EMITTERS[node.op](e)
         for onnx_node in e.nodes if doc else ():
             onnx_node.doc_string = doc
         nodes += e.nodes
@@ -177,9 +182,13 @@ def _model_without_initializers(graph: Graph, weights: dict[str, np.ndarray], op
     order = {n.name: i for i, n in enumerate(graph.output_nodes())}  # the torch module's order
     outputs.sort(key=lambda v: order[v.name])
     opsets = [helper.make_opsetid("", opset)]
+    ir_version = helper.find_min_ir_version_for(opsets)
+    if functions:
+        opsets.append(helper.make_opsetid(DOMAIN, VERSION))
+        ir_version = max(ir_version, IR_VERSION)
     model = helper.make_model(helper.make_graph(nodes, graph.name, inputs, outputs), opset_imports=opsets,
-                              producer_name="spdnn", producer_version=__version__,
-                              ir_version=helper.find_min_ir_version_for(opsets))
+                              producer_name="spdnn", producer_version=__version__, ir_version=ir_version,
+                              functions=functions)
     if graph.meta.get("description"):
         model.doc_string = str(graph.meta["description"])
     source = source or graph.meta.get("file") or graph.name

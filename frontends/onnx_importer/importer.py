@@ -11,6 +11,9 @@ Rules:
      and made unique;
      weights are keyed ``<node>.<param>`` like the torch state dict.
   5. Graph outputs become ``output`` nodes named after the ONNX outputs.
+  6. Nodes outside the default domain are refused (op, domain and node named), but calls of
+     spdnn's own functions (domain ``ai.spdnn``), which become the op they export after their
+     body is checked against the one spdnn writes (``functions.py``).
 """
 
 from __future__ import annotations
@@ -66,6 +69,8 @@ class Context:
         #: names of the graph outputs
         self.graph_outputs: set[str] = set()
         self.node_name = ""
+        #: the model's local functions by (domain, name, overload)
+        self.functions: dict[tuple[str, str, str], onnx.FunctionProto] = {}
 
     # -- values
     def const(self, name: str) -> np.ndarray | None:
@@ -136,12 +141,14 @@ def import_onnx(model: onnx.ModelProto | str | Path, name: str | None = None) ->
     if not MIN_OPSET <= opset <= newest:
         raise UnsupportedOpError([("model", opset, graph.name, f"opsets {MIN_OPSET} to {newest} are supported")],
                                  source)
+    versions = {o.domain: o.version for o in model.opset_import}
     maybe_constant = _foldable_tensors(graph)
-    missing = [(n.op_type, opset, n.name or n.output[0], "no importer for this op")
-               for n in graph.node if n.op_type not in HANDLERS and not all(o in maybe_constant for o in n.output)]
+    missing = [(_op_label(n), versions.get(n.domain, opset), n.name or n.output[0], _missing_reason(n))
+               for n in graph.node if not _known(n, HANDLERS) and not all(o in maybe_constant for o in n.output)]
     if missing:
         raise UnsupportedOpError(missing, source)
     ctx = Context(ir_name(name or graph.name or Path(source).stem or "model"), opset)
+    ctx.functions = {(f.domain, f.name, f.overload): f for f in model.functions}
     for init in graph.initializer:
         ctx.consts[init.name] = to_array(init, source, f"initializer {init.name!r}")
     ctx.graph_outputs = {o.name for o in graph.output}
@@ -162,10 +169,11 @@ def import_onnx(model: onnx.ModelProto | str | Path, name: str | None = None) ->
         try:
             _import_node(ctx, node, HANDLERS, ATTRIBUTES)
         except (Unsupported, FoldError, AttributeProblem) as e:
-            problems.append((node.op_type, opset, node_name, str(e)))
+            problems.append((_op_label(node), versions.get(node.domain, opset), node_name, str(e)))
         except (IndexError, KeyError, ValueError, TypeError, ArithmeticError) as e:
             # a malformed node the checks did not foresee: reported like any other refusal
-            problems.append((node.op_type, opset, node_name, f"cannot be imported ({type(e).__name__}: {e})"))
+            problems.append((_op_label(node), versions.get(node.domain, opset), node_name,
+                             f"cannot be imported ({type(e).__name__}: {e})"))
     for out in graph.output:
         if out.name not in ctx.values:
             if out.name in ctx.consts:
@@ -191,11 +199,39 @@ def _foldable_tensors(graph: onnx.GraphProto) -> set[str]:
     return consts
 
 
+_DEFAULT_DOMAINS = ("", "ai.onnx")
+
+
+def _op_label(node: onnx.NodeProto) -> str:
+    """The op type, prefixed by its domain outside the default one (``ai.spdnn.haar_pool``)."""
+    return node.op_type if node.domain in _DEFAULT_DOMAINS else f"{node.domain}.{node.op_type}"
+
+
+def _known(node: onnx.NodeProto, handlers: dict) -> bool:
+    from .functions import DOMAIN, FUNCTION_OPS
+
+    if node.domain in _DEFAULT_DOMAINS:
+        return node.op_type in handlers
+    return node.domain == DOMAIN and node.op_type in FUNCTION_OPS
+
+
+def _missing_reason(node: onnx.NodeProto) -> str:
+    if node.domain in _DEFAULT_DOMAINS:
+        return "no importer for this op"
+    return f"custom domain {node.domain!r}: no importer for this op"
+
+
 def _import_node(ctx: Context, node: onnx.NodeProto, handlers: dict, attributes: dict) -> None:
-    """Fold ``node`` if its inputs are all constants, else map it with its handler."""
+    """Fold ``node`` if its inputs are all constants, else map it with its handler (a call of
+    an spdnn function: ``functions.py``)."""
     inputs = [ctx.const(i) for i in node.input]
     if can_fold(node) and all(x is not None for i, x in zip(node.input, inputs, strict=True) if i):
         outs = fold_node(node, inputs, ctx.opset)
+    elif node.domain not in _DEFAULT_DOMAINS:
+        from .functions import import_call
+
+        ctx.node_name = ir_name(node.name or node.output[0])
+        outs = import_call(ctx, node, ctx.functions)
     elif node.op_type not in handlers:
         raise Unsupported("no importer for this op")
     else:

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import onnx
 
+from spdnn.ops import get_op
+
 from .fold import BATCH_SAFE, NONDETERMINISTIC
+from .functions import DOMAIN, FUNCTION_OPS, VERSION
 from .handlers import ATTRIBUTES, HANDLERS
 from .importer import MIN_OPSET
 
@@ -63,7 +66,29 @@ def support_markdown() -> str:
     for op in sorted(HANDLERS):
         attrs = "; ".join(f"`{name}` {spec.describe()}" for name, spec in sorted(ATTRIBUTES[op].items()))
         lines.append(f"| {op} | {_opsets(op)} | {attrs or '(none)'} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _function_lines()) + "\n"
+
+
+def _function_lines() -> list[str]:
+    """The ``ai.spdnn`` functions spdnn's exporter writes, which import back as the op."""
+    lines = [
+        "",
+        f"## spdnn's functions (domain `{DOMAIN}`, version {VERSION})",
+        "",
+        "spdnn exports the papers' multi-node ops as ONNX model-local functions: one node per layer,",
+        f"domain `{DOMAIN}`, op type the spdnn op, node name and function overload the layer's name,",
+        "attributes the op's attributes (all of them, sorted by name, booleans as 0/1). Such a node",
+        "imports as the op. The function body is never run: the importer rebuilds it with the",
+        "exporter and refuses the model unless the file's body equals it exactly. Nodes of any other",
+        "domain are refused, naming op, domain and node.",
+        "",
+        "| op type | attributes |",
+        "|---|---|",
+    ]
+    for op in sorted(FUNCTION_OPS):
+        fields = get_op(op).attrs.model_fields
+        lines.append(f"| {op} | {', '.join(f'`{name}`' for name in sorted(fields)) or '(none)'} |")
+    return lines
 
 
 if __name__ == "__main__":

@@ -2,8 +2,11 @@
 
 Rules (each failure is an :class:`OnnxModelError` naming the file, and the node, initializer or
 input concerned):
-  1. Size limits (``spdnn.limits``): ``onnx_nodes`` nodes; every tensor (initializer, Constant
-     value, graph input) has dimensions within ``max_dim`` and at most ``max_elements`` elements;
+  1. Size limits (``spdnn.limits``): ``onnx_nodes`` nodes, counted with every call of a
+     model-local function replaced by its body, recursively (a few small functions calling each
+     other twice would otherwise make onnx's checker work exponentially long); functions that
+     call each other in a cycle are refused; every tensor (initializer, Constant value in the
+     graph or a function body, graph input) has dimensions within ``max_dim`` and at most ``max_elements`` elements;
      all initializers together hold at most ``max_params`` elements.
   2. Every tensor has a known data type and exactly as much data as its dimensions say (raw bytes,
      typed fields or external data); a tensor is converted to numpy only after this check.
@@ -98,15 +101,58 @@ def to_array(t: TensorProto, source: str, where: str) -> np.ndarray:
     raise OnnxModelError(source, problem, where)
 
 
-def _tensors(graph: onnx.GraphProto):
-    """(where, tensor) for every initializer and tensor-valued attribute of the graph's nodes."""
-    for init in graph.initializer:
+def _tensors(model: onnx.ModelProto):
+    """(where, tensor) for every initializer and tensor-valued attribute of the graph's and the
+    functions' nodes."""
+    for init in model.graph.initializer:
         yield f"initializer {init.name!r}", init
-    for node in graph.node:
-        for a in node.attribute:
-            tensors = [a.t] if a.HasField("t") else list(a.tensors)
-            for t in tensors:
-                yield f"{_where_node(node)}, attribute {a.name!r}", t
+    bodies = [("", model.graph.node)] + [(f"function {f.domain}.{f.name} ({f.overload!r}), ", f.node)
+                                         for f in model.functions]
+    for prefix, nodes in bodies:
+        for node in nodes:
+            for a in node.attribute:
+                tensors = [a.t] if a.HasField("t") else list(a.tensors)
+                for t in tensors:
+                    yield f"{prefix}{_where_node(node)}, attribute {a.name!r}", t
+    for f in model.functions:
+        for a in f.attribute_proto:
+            for t in [a.t] if a.HasField("t") else list(a.tensors):
+                yield f"function {f.domain}.{f.name} ({f.overload!r}), attribute {a.name!r}", t
+
+
+def inlined_node_count(model: onnx.ModelProto, source: str) -> int:
+    """The graph's nodes with every call of a model-local function replaced by its body,
+    recursively; past the ``onnx_nodes`` limit the count stops (at the limit + 1). Functions that
+    call each other in a cycle are refused."""
+    cap = limits.current().onnx_nodes + 1
+    functions = {(f.domain, f.name, f.overload): f for f in model.functions}
+    size: dict[tuple, int] = {}
+    visiting: set[tuple] = set()
+
+    def count(nodes) -> int:
+        total = 0
+        for n in nodes:
+            total = min(cap, total + size.get((n.domain, n.op_type, n.overload), 1))
+        return total
+
+    for root in functions:
+        stack = [(root, False)]
+        while stack:  # depth first, without recursion: a chain of functions may be long
+            key, expanded = stack.pop()
+            if expanded:
+                size[key] = count(functions[key].node)
+                visiting.discard(key)
+                continue
+            if key in size:
+                continue
+            if key in visiting:
+                raise OnnxModelError(source, f"model-local function {key[0]}.{key[1]} calls itself (through a cycle "
+                                             "of calls)")
+            visiting.add(key)
+            stack.append((key, True))
+            stack += [(k, False) for n in functions[key].node
+                      if (k := (n.domain, n.op_type, n.overload)) in functions and k not in size]
+    return count(model.graph.node)
 
 
 def check_sizes(model: onnx.ModelProto, source: str) -> None:
@@ -115,8 +161,14 @@ def check_sizes(model: onnx.ModelProto, source: str) -> None:
     graph = model.graph
     if len(graph.node) > lim.onnx_nodes:
         raise OnnxModelError(source, limits.limit_message(f"{len(graph.node):,} nodes", "onnx_nodes"))
+    if sum(len(f.node) for f in model.functions) > lim.onnx_nodes:
+        raise OnnxModelError(source, limits.limit_message(f"{sum(len(f.node) for f in model.functions):,} nodes "
+                                                          "in model-local functions", "onnx_nodes"))
+    if inlined_node_count(model, source) > lim.onnx_nodes:
+        raise OnnxModelError(source, limits.limit_message(f"over {lim.onnx_nodes:,} nodes once the calls of "
+                                                          "model-local functions are inlined", "onnx_nodes"))
     total = 0
-    for where, t in _tensors(graph):
+    for where, t in _tensors(model):
         problem = tensor_problem(t)
         if problem:
             raise OnnxModelError(source, problem, where)
