@@ -149,3 +149,16 @@ def test_pass_manager_runs_passes_by_name_and_rejects_unknown():
     assert g.out_types("b")[0].shape == ("N", 3)
     with pytest.raises(spdnn.SpdnnError, match="did you mean 'infer-shapes'"):
         spdnn.run_passes(g, "infer-shape")
+
+
+def test_output_ports_by_name_resolve_to_their_index():
+    g = Graph("ports")
+    g.add_node("x", "input", {"shape": [3, 8, 8]})
+    g.add_node("pool", "haar_pool", {}, ["x"])
+    g.add_node("hh", "relu", {}, [("pool", "hh")])
+    g.add_node("y", "output", {}, ["hh"])
+    assert g.inputs_of("hh") == [Value("pool", 3)]
+    spdnn.infer_shapes(g)
+    assert g.type_of(("pool", "hh")) == g.type_of(("pool", 3))
+    with pytest.raises(VerifyError, match="haar_pool node 'pool' has no output port 'zz'"):
+        g.add_node("bad", "relu", {}, [("pool", "zz")])

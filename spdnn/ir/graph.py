@@ -113,6 +113,16 @@ class Graph:
         self._order: list[str] | None = None
 
     # ------------------------------------------------------------------ building
+    def _port_by_index(self, v: Value) -> Value:
+        """``v`` with a port given by name (``("pool", "indices")``) turned into its index."""
+        if isinstance(v.port, int) or v.node not in self._recs:
+            return v
+        node = self._recs[v.node].node
+        try:
+            return Value(v.node, get_op(node.op).port_index(v.port, node.attrs))
+        except KeyError:
+            raise VerifyError(f"{node.op} node {v.node!r} has no output port {v.port!r}") from None
+
     def add_node(
         self,
         name: str,
@@ -143,6 +153,7 @@ class Graph:
         for v in values:
             if v.node not in self._recs:
                 raise VerifyError(f"input {v} of node {name!r} does not exist")
+        values = [self._port_by_index(v) for v in values]
         node = Node(name, op, attrs)
         self._recs[name] = _NodeRecord(node, next(self._counter))
         self._ins[name] = {}
@@ -154,7 +165,7 @@ class Graph:
 
     def connect(self, src: ValueLike, dst: str, dst_port: int) -> None:
         """Connect output ``src`` to input slot ``dst_port`` of ``dst`` (slot must be free)."""
-        v = _as_value(src)
+        v = self._port_by_index(_as_value(src))
         for n in (v.node, dst):
             if n not in self._recs:
                 raise VerifyError(f"node {n!r} does not exist")
@@ -178,7 +189,7 @@ class Graph:
 
     def replace_all_uses_with(self, old: ValueLike, new: ValueLike) -> int:
         """Point every consumer of output ``old`` at ``new``; returns the number of uses moved."""
-        o, n = _as_value(old), _as_value(new)
+        o, n = self._port_by_index(_as_value(old)), self._port_by_index(_as_value(new))
         moved = 0
         for (dst, k), port in list(self._uses[o.node].items()):
             if port == o.port and dst != n.node:
@@ -224,7 +235,7 @@ class Graph:
 
     def type_of(self, value: ValueLike) -> TensorType:
         """Type of one value (a node output)."""
-        v = _as_value(value)
+        v = self._port_by_index(_as_value(value))
         return self.out_types(v.node)[v.port]
 
     def inputs_of(self, name: str) -> list[Value]:
