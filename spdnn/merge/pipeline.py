@@ -16,7 +16,7 @@ from typing import Any, Literal
 from spdnn.ir.graph import Graph
 from spdnn.merge.contract import Contraction, LabelKey
 from spdnn.merge.decisions import RULE, Decision, decisions
-from spdnn.merge.layer_graph import JOIN_OPS, LayerGraph, MergeError, format_label
+from spdnn.merge.layer_graph import LayerGraph, MergeError, format_label
 from spdnn.merge.to_network import ALIGNS, Align
 from spdnn.merge.widths import POLICIES
 from spdnn.passes.base import Pass, PassManager
@@ -220,10 +220,6 @@ def _merge(parents: list[Graph], name: str, options: MergeOptions) -> MergeResul
     from spdnn.passes.spdnn import MergeModule
 
     if options.init_from_parents:
-        joined = sorted(p.name for p in parents if any(n.op in JOIN_OPS for n in p))
-        if joined:
-            raise MergeError(f"init_from_parents takes chain or tree parents; {', '.join(joined)} join paths "
-                             "(add or concat), whose block-diagonal warm start is not defined yet")
         if options.budget is not None:
             raise MergeError("a parameter budget cannot be combined with init_from_parents: the warm start needs "
                              "every member's channels (widths summed); drop one of the two")
