@@ -54,6 +54,7 @@ class MergeOptions:
     head_kernel: int = 3
     output_pass: bool = True
     init_from_parents: bool = False
+    head: str | None = None
 
 
 @dataclass
@@ -68,6 +69,8 @@ class MergeResult:
     options: MergeOptions
     parent_totals: dict[str, tuple[int, int]] = field(default_factory=dict)
     summary: Summary | None = None
+    #: what spdnn-merge-head did: spec, description, branches, removed nodes (None without a head)
+    head: dict[str, Any] | None = None
 
     @property
     def final(self) -> LayerGraph:
@@ -109,6 +112,7 @@ class MergeResult:
             "refused_merges": [str(r) for c in self.contractions for r in c.refused],
             "decision_rule": RULE,
             "decisions": [d.to_dict() for d in self.decisions()],
+            "head": self.head,
             "parents": parents,
             "sum_of_parents": {"params": total_p, "flops": total_f},
             "merged": merged,
@@ -141,6 +145,12 @@ class MergeResult:
         red = r["reduction_percent"]
         lines += ["", f"Against the sum of parents: {_change(red['params'])} parameters, "
                       f"{_change(red['flops'])} FLOPs."]
+        if self.head:
+            h = self.head
+            lines += ["", f"Head (spdnn-merge-head): `{h['spec']}` after the branches {', '.join(h['branches'])}, "
+                          f"concatenated pooled and unpooled; removed: {', '.join(h['removed']) or 'nothing'}."]
+            if h["description"]:
+                lines += ["", h["description"]]
         lines += ["", f"Merges that dropped information (rule: {r['decision_rule']}):"]
         lines += [f"- {d.line()}" for d in self.decisions()] or ["- none"]
         if r["refused_merges"]:
@@ -191,6 +201,7 @@ def merge_pipeline(options: MergeOptions) -> list[Pass]:
         SpdnnToNetworkPass,
         SpdnnWidthsPass,
     )
+    from spdnn.passes.registry import get_pass
 
     passes: list[Pass] = [SpdnnLabelInputPass(), SpdnnContractPass(key=options.key)]
     if options.output_pass:
@@ -201,6 +212,8 @@ def merge_pipeline(options: MergeOptions) -> list[Pass]:
     passes += [SpdnnWidthsPass(policy="sum" if options.init_from_parents else _policy(options.width_policy)),
                SpdnnToNetworkPass(align=_align(options.align), head_kernel=options.head_kernel,
                                   budget=options.budget)]
+    if options.head is not None:
+        passes.append(get_pass("spdnn-merge-head", {"head": options.head}))
     return passes
 
 
@@ -220,6 +233,9 @@ def _merge(parents: list[Graph], name: str, options: MergeOptions) -> MergeResul
     from spdnn.passes.spdnn import MergeModule
 
     if options.init_from_parents:
+        if options.head is not None:
+            raise MergeError("a merge head cannot be combined with init_from_parents: the head's layers have no "
+                             "trained parent to start from")
         if options.budget is not None:
             raise MergeError("a parameter budget cannot be combined with init_from_parents: the warm start needs "
                              "every member's channels (widths summed); drop one of the two")
@@ -230,4 +246,4 @@ def _merge(parents: list[Graph], name: str, options: MergeOptions) -> MergeResul
     graph.meta["spdnn_merge"] = {"parents": sorted(p.name for p in parents)}
     parent_totals = {p.name: totals(p) for p in module.parents}
     return MergeResult(graph, parents, dict(module.stages), list(module.contractions), a["widths"], options,
-                       parent_totals, summarize(graph))
+                       parent_totals, summarize(graph), a.get("head"))
