@@ -78,10 +78,13 @@ for _name, _kernels in {"p1": [3, 5, 7, 9, 7, 5, 3], "p2": [3, 5, 7, 9, 11, 9, 7
 
 
 def depth_parent(pool: int, dense: bool) -> int:
-    """App. B reconstruction (specs/depth/README.md): 2-channel input, width 8, BN after every conv."""
-    left = conv(2, 8, 3) + 3 * conv(8, 8, 3) + 4 * 16
+    """App. B reconstruction (specs/depth/README.md): 2-channel input, width 8, BN after every conv;
+    in nets 5-8 conv4 has pool² / 8 · 8 = 1, 4, 16, 64 channels, so the FC 30 reads 21,120 features."""
     if dense:
-        return left + fc(8 * (80 // pool) * (264 // pool), 30) + fc(30, 80 * 264)
+        c4 = pool * pool
+        left = conv(2, 8, 3) + 2 * conv(8, 8, 3) + conv(8, c4, 3) + 3 * 16 + 2 * c4
+        return left + fc(c4 * (80 // pool) * (264 // pool), 30) + fc(30, 80 * 264)
+    left = conv(2, 8, 3) + 3 * conv(8, 8, 3) + 4 * 16
     return left + conv(8, 8, 3) + 16 + conv(8, 1, 3)
 
 
