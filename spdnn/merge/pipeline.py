@@ -94,7 +94,9 @@ class MergeResult:
 
         ``reduction_percent`` is ``100 * (1 - merged / sum of parents)``: positive when the merged
         network is smaller ("N% fewer"), negative when it is larger ("N% more"). ``decisions``
-        lists every merge that dropped information, with the member that won and the rule."""
+        lists every merge that dropped information, with the member that won and the rule;
+        ``head`` (only with a merge head) what ``spdnn-merge-head`` did: the spec and its
+        description, the branches and the blocks it removed."""
         parents = {name: {"params": p, "flops": f} for name, (p, f) in self.parent_totals.items()}
         total_p = sum(p["params"] for p in parents.values())
         total_f = sum(p["flops"] for p in parents.values())
@@ -102,7 +104,9 @@ class MergeResult:
         final = self.final
         return {
             "model": self.graph.name,
-            "options": {k: getattr(self.options, k) for k in self.options.__dataclass_fields__},
+            # without a head the report reads as before the option existed
+            "options": {k: getattr(self.options, k) for k in self.options.__dataclass_fields__
+                        if k != "head" or self.options.head is not None},
             "nodes": [
                 {"node": n, "label": format_label(final.block(n).label),
                  "input_side_labels": self._input_labels(n),
@@ -112,7 +116,7 @@ class MergeResult:
             "refused_merges": [str(r) for c in self.contractions for r in c.refused],
             "decision_rule": RULE,
             "decisions": [d.to_dict() for d in self.decisions()],
-            "head": self.head,
+            **({"head": self.head} if self.head else {}),
             "parents": parents,
             "sum_of_parents": {"params": total_p, "flops": total_f},
             "merged": merged,
@@ -134,8 +138,10 @@ class MergeResult:
                  f"Parents: {', '.join(r['parents'])}. Options: {r['options']}.", "",
                  "| node | final label | input-side labels | width | from parent layers |",
                  "|---|---|---|---:|---|"]
+        removed = set(r["head"]["removed"]) if "head" in r else set()
         for n in r["nodes"]:
-            lines.append(f"| {n['node']} | {n['label']} | {' '.join(n['input_side_labels'])} | {n['width']} | "
+            width = "removed by the head" if n["node"] in removed else n["width"]
+            lines.append(f"| {n['node']} | {n['label']} | {' '.join(n['input_side_labels'])} | {width} | "
                          f"{', '.join(n['from'])} |")
         lines += ["", "| network | params | FLOPs |", "|---|---:|---:|"]
         for name, c in r["parents"].items():
@@ -145,8 +151,8 @@ class MergeResult:
         red = r["reduction_percent"]
         lines += ["", f"Against the sum of parents: {_change(red['params'])} parameters, "
                       f"{_change(red['flops'])} FLOPs."]
-        if self.head:
-            h = self.head
+        if "head" in r:
+            h = r["head"]
             lines += ["", f"Head (spdnn-merge-head): `{h['spec']}` after the branches {', '.join(h['branches'])}, "
                           f"concatenated pooled and unpooled; removed: {', '.join(h['removed']) or 'nothing'}."]
             if h["description"]:
