@@ -9,7 +9,9 @@ layers by them):
      :func:`spdnn.merge.to_network.tied_widths`) must hold each parent's channels at the same
      offset, since an add sums channel i with channel i. Every block of a group, and its adds,
      therefore share one layout: the parents present in the group's layers, in name order,
-     each with its width; the group's width is their sum. An add reading the input (an identity
+     each with its width; the group's width is their sum. A one-parent layer summed with a
+     merged one is widened to that width with zero rows (a cost: the residual/concat pair of
+     tests/test_merge_dag.py has 4,598 parameters warm-started against 2,695 for the parents). An add reading the input (an identity
      skip from the image) is refused: the image is every parent's, at offset 0.
   3. The layers feeding the output keep the output width; every member writes all of it (the
      warm start averages there).
