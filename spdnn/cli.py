@@ -191,8 +191,10 @@ def _cmd_compile(args, console: _Console) -> int:
         models = [model]
         red = result.report()["reduction_percent"]["params"]
         change = f"{red}% fewer" if red >= 0 else f"{-red}% more"
+        replaced = f", {len(result.head['removed'])} of them replaced by the head" if result.head else ""
         console.say(f"merged {len(args.inputs)} parents into {name}: {len(result.stages['parents'].layers())} "
-                    f"layers became {len(result.final.layers())} ({change} parameters than the parents together)")
+                    f"layers became {len(result.final.layers())}{replaced} ({change} parameters than the parents "
+                    "together)")
         for decision in result.decisions():
             console.warn(f"warning: {decision.line()}")
     else:

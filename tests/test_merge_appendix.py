@@ -240,3 +240,19 @@ def test_cli_merge_head_missing_file_is_a_located_error(tmp_path):
                            str(tmp_path / "nope.yaml"), "-o", str(tmp_path / "out")], capture_output=True, text=True)
     assert proc.returncode == 2
     assert "no such file" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("folder,args,line", [
+    (APPA, ["--budget", "largest"], "merged 3 parents into m: 19 layers became 17 (65.3% fewer parameters than "
+                                    "the parents together)"),
+    (DEPTH, ["--merge-head", HEAD, "--budget", "largest"],
+     "merged 8 parents into m: 48 layers became 20, 7 of them replaced by the head (75.08% fewer parameters than "
+     "the parents together)"),
+])
+def test_folder_readme_merge_commands(tmp_path, folder, args, line):
+    specs = [str(p) for p in sorted(folder.glob("*.yaml"))]
+    proc = subprocess.run([sys.executable, "-m", "spdnn", "compile", *specs, *args, "-o", str(tmp_path), "--name", "m"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0] == line
+    assert (tmp_path / "merge_report.md").is_file() and (tmp_path / "m.onnx").is_file()
