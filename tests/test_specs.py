@@ -41,10 +41,10 @@ EXPECTED = {
                       + fc(6272, 1024, False) + 2 * 1024 + fc(1024, 1), {"p_real": (1,)}),
     # App. H Table 3 with valid 3x3 convs: 28 -> 26 -> 13 -> 11 -> 5; Dense 5*5*8 -> 1024 -> 10
     "classifier": (conv(1, 16, 3) + conv(16, 8, 3) + fc(200, 1024) + fc(1024, 10), {"class_probs": (10,)}),
-    # App. A parents, width 16 (README): hidden convs without bias + BN, 1-channel output conv
-    "net1_7x7": (conv(1, 16, 7, False) + 6 * conv(16, 16, 7, False) + 7 * 32 + conv(16, 1, 7),
+    # App. A parents, widths 12 / 34 / 16 (README decision 3): hidden convs without bias + BN, 1-channel output conv
+    "net1_7x7": (conv(1, 12, 7, False) + 6 * conv(12, 12, 7, False) + 7 * 24 + conv(12, 1, 7),
                  {"mask": (1, 96, 128)}),
-    "net2_3x3": (conv(1, 16, 3, False) + 4 * conv(16, 16, 3, False) + 5 * 32 + conv(16, 1, 3),
+    "net2_3x3": (conv(1, 34, 3, False) + 4 * conv(34, 34, 3, False) + 5 * 68 + conv(34, 1, 3),
                  {"mask": (1, 96, 128)}),
     "net3_growing": (conv(1, 16, 3, False) + conv(16, 16, 5, False) + conv(16, 16, 7, False)
                      + conv(16, 16, 9, False) + 4 * 32 + conv(16, 1, 11), {"mask": (1, 96, 128)}),
