@@ -89,6 +89,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="rescale widths so the merged network has N parameters (within 2%%), or as many "
                    "as the largest parent")
     m.add_argument("--head-kernel", type=cli_args.positive_int, default=3, help="kernel of the output head conv (default 3)")
+    m.add_argument("--merge-head", metavar="SPEC", default=None,
+                   help="after the merge, concatenate the parallel branches pooled and unpooled and finish with "
+                        "this head network spec (inputs 'pooled' and 'unpooled'; pass spdnn-merge-head, thesis App. B)")
     m.add_argument("--init-from-parents", action="store_true",
                    help="warm start from the parents' trained weights (.onnx parents, or <spec>.pt beside a "
                    "YAML parent): merged layers hold every member's channels, block-diagonal, so the merged "
@@ -192,15 +195,17 @@ def _cmd_compile(args, console: _Console) -> int:
     if merging:
         name = args.name or default_name(args.inputs, "merged")
         options = MergeOptions(key=args.label_key, align=args.align, width_policy=args.width_policy,
-                               budget=args.budget, head_kernel=args.head_kernel,
+                               budget=args.budget, head_kernel=args.head_kernel, head=args.merge_head,
                                output_pass=not args.no_output_pass, init_from_parents=args.init_from_parents)
         model, result = merge_specs(args.inputs, name, options, seed=args.seed, opset=args.opset,
                                     picture=args.picture, passes=passes)
         models = [model]
         red = result.report()["reduction_percent"]["params"]
         change = f"{red}% fewer" if red >= 0 else f"{-red}% more"
+        replaced = f", {len(result.head['removed'])} of them replaced by the head" if result.head else ""
         console.say(f"merged {len(args.inputs)} parents into {name}: {len(result.stages['parents'].layers())} "
-                    f"layers became {len(result.final.layers())} ({change} parameters than the parents together)")
+                    f"layers became {len(result.final.layers())}{replaced} ({change} parameters than the parents "
+                    "together)")
         for decision in result.decisions():
             console.warn(f"warning: {decision.line()}")
     else:

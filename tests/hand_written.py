@@ -153,8 +153,8 @@ class DepthNet6(nn.Module):
         self.conv1, self.bn1 = conv_same(2, 8, 3, bias=True), nn.BatchNorm2d(8)
         self.conv2, self.bn2 = conv_same(8, 8, 3, bias=True), nn.BatchNorm2d(8)
         self.conv3, self.bn3 = conv_same(8, 8, 3, bias=True), nn.BatchNorm2d(8)
-        self.conv4, self.bn4 = conv_same(8, 8, 3, bias=True), nn.BatchNorm2d(8)
-        self.fc5, self.drop5 = nn.Linear(8 * 40 * 132, 30), nn.Dropout(0.5)
+        self.conv4, self.bn4 = conv_same(8, 4, 3, bias=True), nn.BatchNorm2d(4)  # 4 channels: 21,120 features
+        self.fc5, self.drop5 = nn.Linear(4 * 40 * 132, 30), nn.Dropout(0.5)
         self.fc6 = nn.Linear(30, 80 * 264)
 
     def forward(self, x):

@@ -120,9 +120,51 @@ def test_dag_merge_trains_and_matches_onnxruntime():
         assert_parity(graph, batch, module)
 
 
-def test_warm_start_of_dag_parents_is_refused_with_the_reason():
-    with pytest.raises(MergeError, match="inc, res join paths"):
-        merge_networks(parents(), options=MergeOptions(init_from_parents=True))
+def warm_pair() -> list[spdnn.Graph]:
+    """A residual parent and an inner-concat parent whose merged layers agree on every op (their
+    first layers carry a batch norm: its unused rows in the merged layer stay the identity)."""
+    bn = [("n1", "batch_norm", {}, ["c1"]), relu("r1", "n1")]
+    res = net("res", [conv("c1", 3, 4, "x"), *bn, conv("c2", 3, 4, "r1"),
+                      ("s", "add", {}, ["c2", "r1"]), relu("rs", "s"), *head("rs")])
+    inc = net("inc", [conv("c1", 3, 6, "x"), *bn, conv("b1", 1, 4, "r1"), conv("b2", 5, 3, "r1"),
+                      ("cat", "concat", {}, ["b2", "b1"]), relu("rc", "cat"), *head("rc")])
+    return [res, inc]
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_warm_start_of_dag_parents_reproduces_their_logit_average(batch):
+    from test_merge_warm_start import trained
+
+    from spdnn.merge.warm_start import warm_start_weights
+
+    pair = warm_pair()
+    result = merge_networks(pair, "dag", MergeOptions(init_from_parents=True))
+    # the add group (c3_d1 and res.c2 summed by res.s) shares one layout: inc 0-5, res 6-9
+    assert result.widths == {"c3_d1": 10, "inc__b1": 4, "inc__b2": 3, "res__c2": 10, "res__s": 10,
+                             "c3p2_d3": 8, "f3_d4": 3}
+    parents = trained(pair)
+    weights = warm_start_weights(result, {n: {k: t.numpy() for k, t in m.state_dict().items()}
+                                          for n, m in parents.items()})
+    merged = spdnn.build_torch(result.graph)
+    merged.load_state_dict({k: torch.as_tensor(v) for k, v in weights.items()}, strict=True)
+    merged.eval()
+    x = torch.rand(batch, 1, 16, 16, generator=torch.Generator().manual_seed(batch))
+    with torch.no_grad():
+        average = sum(parents[p.name](x).double() for p in pair) / 2
+        got = merged(x).double()
+    assert got.shape == (batch, 3)
+    assert torch.allclose(got, average, atol=1e-5, rtol=0)
+    assert not torch.allclose(got, parents["res"](x).double(), atol=1e-3)
+    n1 = weights["c3_d1_batch_norm.running_var"]
+    assert list(n1[6:]) == list(parents["res"].state_dict()["n1.running_var"].numpy())
+
+
+def test_warm_start_refuses_an_identity_skip_from_the_input():
+    skip = net("skip", [conv("c1", 3, 3, "x"), ("s", "add", {}, ["c1", "x"]), conv("c2", 3, 2, "s")],
+               shape=(3, 8, 8))
+    plain = net("plain", [conv("c1", 3, 3, "x"), conv("c2", 3, 2, "c1")], shape=(3, 8, 8))
+    with pytest.raises(MergeError, match="add 'skip__s' sums the input .* every parent"):
+        merge_networks([skip, plain], options=MergeOptions(init_from_parents=True))
 
 
 def test_a_concat_on_another_axis_is_refused():

@@ -41,10 +41,10 @@ EXPECTED = {
                       + fc(6272, 1024, False) + 2 * 1024 + fc(1024, 1), {"p_real": (1,)}),
     # App. H Table 3 with valid 3x3 convs: 28 -> 26 -> 13 -> 11 -> 5; Dense 5*5*8 -> 1024 -> 10
     "classifier": (conv(1, 16, 3) + conv(16, 8, 3) + fc(200, 1024) + fc(1024, 10), {"class_probs": (10,)}),
-    # App. A parents, width 16 (README): hidden convs without bias + BN, 1-channel output conv
-    "net1_7x7": (conv(1, 16, 7, False) + 6 * conv(16, 16, 7, False) + 7 * 32 + conv(16, 1, 7),
+    # App. A parents, widths 12 / 34 / 16 (README decision 3): hidden convs without bias + BN, 1-channel output conv
+    "net1_7x7": (conv(1, 12, 7, False) + 6 * conv(12, 12, 7, False) + 7 * 24 + conv(12, 1, 7),
                  {"mask": (1, 96, 128)}),
-    "net2_3x3": (conv(1, 16, 3, False) + 4 * conv(16, 16, 3, False) + 5 * 32 + conv(16, 1, 3),
+    "net2_3x3": (conv(1, 34, 3, False) + 4 * conv(34, 34, 3, False) + 5 * 68 + conv(34, 1, 3),
                  {"mask": (1, 96, 128)}),
     "net3_growing": (conv(1, 16, 3, False) + conv(16, 16, 5, False) + conv(16, 16, 7, False)
                      + conv(16, 16, 9, False) + 4 * 32 + conv(16, 1, 11), {"mask": (1, 96, 128)}),
@@ -78,10 +78,13 @@ for _name, _kernels in {"p1": [3, 5, 7, 9, 7, 5, 3], "p2": [3, 5, 7, 9, 11, 9, 7
 
 
 def depth_parent(pool: int, dense: bool) -> int:
-    """App. B reconstruction (specs/depth/README.md): 2-channel input, width 8, BN after every conv."""
-    left = conv(2, 8, 3) + 3 * conv(8, 8, 3) + 4 * 16
+    """App. B reconstruction (specs/depth/README.md): 2-channel input, width 8, BN after every conv;
+    in nets 5-8 conv4 has pool² / 8 · 8 = 1, 4, 16, 64 channels, so the FC 30 reads 21,120 features."""
     if dense:
-        return left + fc(8 * (80 // pool) * (264 // pool), 30) + fc(30, 80 * 264)
+        c4 = pool * pool
+        left = conv(2, 8, 3) + 2 * conv(8, 8, 3) + conv(8, c4, 3) + 3 * 16 + 2 * c4
+        return left + fc(c4 * (80 // pool) * (264 // pool), 30) + fc(30, 80 * 264)
+    left = conv(2, 8, 3) + 3 * conv(8, 8, 3) + 4 * 16
     return left + conv(8, 8, 3) + 16 + conv(8, 1, 3)
 
 

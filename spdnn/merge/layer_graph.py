@@ -112,8 +112,9 @@ class Member:
     op: Op | None = field(default=None, compare=False, repr=False)
     tail: tuple[Op, ...] = field(default=(), compare=False, repr=False)
     in_size: tuple[int, ...] = field(default=(), compare=False, repr=False)
-    #: the parent's layer feeding this one ("" for the input) and the names of its tail nodes
-    source: str = field(default="", compare=False, repr=False)
+    #: the parent's layers feeding this one ("" for the input), in the order of the parent's
+    #: concatenation (the summands of an add), and the names of its tail nodes
+    sources: tuple[str, ...] = field(default=("",), compare=False, repr=False)
     tail_names: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     def variant(self) -> tuple:
@@ -415,7 +416,7 @@ def from_networks(parents: list[Graph], name: str = "merged") -> LayerGraph:
     for n in lg.layers():  # members keep their own ops (tails are complete only now)
         b = lg.block(n)
         m = b.members[0]
-        b.members = [Member(m.parent, m.layer, m.width, b.layer, b.tail, m.in_size, m.source, m.tail_names)]
+        b.members = [Member(m.parent, m.layer, m.width, b.layer, b.tail, m.in_size, m.sources, m.tail_names)]
     return lg
 
 
@@ -466,9 +467,9 @@ def _add_parent(lg: LayerGraph, parent: Graph) -> _Feeds:
             else:
                 width = getattr(node.attrs, "out_channels", None) or node.attrs.out_features
             in_size = tuple(int(d) for d in parent.type_of(preds[0]).sample_shape[1:])
-            source = "" if src == INPUT else lg.block(src).members[0].layer
+            sources = tuple("" if f == INPUT else lg.block(f).members[0].layer for f, _ in incoming)
             lg.add(block_id, Block(LAYER_OPS.get(node.op, JOIN), op, (), pool,
-                                   [Member(parent.name, node.name, width, in_size=in_size, source=source)]))
+                                   [Member(parent.name, node.name, width, in_size=in_size, sources=sources)]))
             for f_src, f_trans in incoming:
                 lg.connect(f_src, block_id, Edge.of(parent.name, f_trans))
             pooling[block_id] = pool
@@ -478,7 +479,7 @@ def _add_parent(lg: LayerGraph, parent: Graph) -> _Feeds:
             b = lg.block(src)
             b.tail = (*b.tail, op)
             m = b.members[0]
-            b.members = [Member(m.parent, m.layer, m.width, in_size=m.in_size, source=m.source,
+            b.members = [Member(m.parent, m.layer, m.width, in_size=m.in_size, sources=m.sources,
                                 tail_names=(*m.tail_names, node.name))]
             feeds[node.name] = incoming
         else:  # a transition (or an op after a concatenation) applies to every branch it reads

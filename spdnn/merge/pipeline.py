@@ -16,7 +16,7 @@ from typing import Any, Literal
 from spdnn.ir.graph import Graph
 from spdnn.merge.contract import Contraction, LabelKey
 from spdnn.merge.decisions import RULE, Decision, decisions
-from spdnn.merge.layer_graph import JOIN_OPS, LayerGraph, MergeError, format_label
+from spdnn.merge.layer_graph import LayerGraph, MergeError, format_label
 from spdnn.merge.to_network import ALIGNS, Align
 from spdnn.merge.widths import POLICIES
 from spdnn.passes.base import Pass, PassManager
@@ -54,6 +54,7 @@ class MergeOptions:
     head_kernel: int = 3
     output_pass: bool = True
     init_from_parents: bool = False
+    head: str | None = None
 
 
 @dataclass
@@ -68,6 +69,8 @@ class MergeResult:
     options: MergeOptions
     parent_totals: dict[str, tuple[int, int]] = field(default_factory=dict)
     summary: Summary | None = None
+    #: what spdnn-merge-head did: spec, description, branches, removed nodes (None without a head)
+    head: dict[str, Any] | None = None
 
     @property
     def final(self) -> LayerGraph:
@@ -91,7 +94,9 @@ class MergeResult:
 
         ``reduction_percent`` is ``100 * (1 - merged / sum of parents)``: positive when the merged
         network is smaller ("N% fewer"), negative when it is larger ("N% more"). ``decisions``
-        lists every merge that dropped information, with the member that won and the rule."""
+        lists every merge that dropped information, with the member that won and the rule;
+        ``head`` (only with a merge head) what ``spdnn-merge-head`` did: the spec and its
+        description, the branches and the blocks it removed."""
         parents = {name: {"params": p, "flops": f} for name, (p, f) in self.parent_totals.items()}
         total_p = sum(p["params"] for p in parents.values())
         total_f = sum(p["flops"] for p in parents.values())
@@ -99,7 +104,9 @@ class MergeResult:
         final = self.final
         return {
             "model": self.graph.name,
-            "options": {k: getattr(self.options, k) for k in self.options.__dataclass_fields__},
+            # without a head the report reads as before the option existed
+            "options": {k: getattr(self.options, k) for k in self.options.__dataclass_fields__
+                        if k != "head" or self.options.head is not None},
             "nodes": [
                 {"node": n, "label": format_label(final.block(n).label),
                  "input_side_labels": self._input_labels(n),
@@ -109,6 +116,7 @@ class MergeResult:
             "refused_merges": [str(r) for c in self.contractions for r in c.refused],
             "decision_rule": RULE,
             "decisions": [d.to_dict() for d in self.decisions()],
+            **({"head": self.head} if self.head else {}),
             "parents": parents,
             "sum_of_parents": {"params": total_p, "flops": total_f},
             "merged": merged,
@@ -130,8 +138,10 @@ class MergeResult:
                  f"Parents: {', '.join(r['parents'])}. Options: {r['options']}.", "",
                  "| node | final label | input-side labels | width | from parent layers |",
                  "|---|---|---|---:|---|"]
+        removed = set(r["head"]["removed"]) if "head" in r else set()
         for n in r["nodes"]:
-            lines.append(f"| {n['node']} | {n['label']} | {' '.join(n['input_side_labels'])} | {n['width']} | "
+            width = "removed by the head" if n["node"] in removed else n["width"]
+            lines.append(f"| {n['node']} | {n['label']} | {' '.join(n['input_side_labels'])} | {width} | "
                          f"{', '.join(n['from'])} |")
         lines += ["", "| network | params | FLOPs |", "|---|---:|---:|"]
         for name, c in r["parents"].items():
@@ -141,6 +151,12 @@ class MergeResult:
         red = r["reduction_percent"]
         lines += ["", f"Against the sum of parents: {_change(red['params'])} parameters, "
                       f"{_change(red['flops'])} FLOPs."]
+        if "head" in r:
+            h = r["head"]
+            lines += ["", f"Head (spdnn-merge-head): `{h['spec']}` after the branches {', '.join(h['branches'])}, "
+                          f"concatenated pooled and unpooled; removed: {', '.join(h['removed']) or 'nothing'}."]
+            if h["description"]:
+                lines += ["", h["description"]]
         lines += ["", f"Merges that dropped information (rule: {r['decision_rule']}):"]
         lines += [f"- {d.line()}" for d in self.decisions()] or ["- none"]
         if r["refused_merges"]:
@@ -191,6 +207,7 @@ def merge_pipeline(options: MergeOptions) -> list[Pass]:
         SpdnnToNetworkPass,
         SpdnnWidthsPass,
     )
+    from spdnn.passes.registry import get_pass
 
     passes: list[Pass] = [SpdnnLabelInputPass(), SpdnnContractPass(key=options.key)]
     if options.output_pass:
@@ -201,6 +218,8 @@ def merge_pipeline(options: MergeOptions) -> list[Pass]:
     passes += [SpdnnWidthsPass(policy="sum" if options.init_from_parents else _policy(options.width_policy)),
                SpdnnToNetworkPass(align=_align(options.align), head_kernel=options.head_kernel,
                                   budget=options.budget)]
+    if options.head is not None:
+        passes.append(get_pass("spdnn-merge-head", {"head": options.head}))
     return passes
 
 
@@ -220,10 +239,9 @@ def _merge(parents: list[Graph], name: str, options: MergeOptions) -> MergeResul
     from spdnn.passes.spdnn import MergeModule
 
     if options.init_from_parents:
-        joined = sorted(p.name for p in parents if any(n.op in JOIN_OPS for n in p))
-        if joined:
-            raise MergeError(f"init_from_parents takes chain or tree parents; {', '.join(joined)} join paths "
-                             "(add or concat), whose block-diagonal warm start is not defined yet")
+        if options.head is not None:
+            raise MergeError("a merge head cannot be combined with init_from_parents: the head's layers have no "
+                             "trained parent to start from")
         if options.budget is not None:
             raise MergeError("a parameter budget cannot be combined with init_from_parents: the warm start needs "
                              "every member's channels (widths summed); drop one of the two")
@@ -234,4 +252,4 @@ def _merge(parents: list[Graph], name: str, options: MergeOptions) -> MergeResul
     graph.meta["spdnn_merge"] = {"parents": sorted(p.name for p in parents)}
     parent_totals = {p.name: totals(p) for p in module.parents}
     return MergeResult(graph, parents, dict(module.stages), list(module.contractions), a["widths"], options,
-                       parent_totals, summarize(graph))
+                       parent_totals, summarize(graph), a.get("head"))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from spdnn.merge.channel_layout import summed_widths
 from spdnn.merge.layer_graph import OUTPUT, LayerGraph, MergeError
 
 __all__ = ["POLICIES", "TOLERANCE", "member_widths", "summed_widths", "fit_budget"]
@@ -37,14 +38,6 @@ def member_widths(lg: LayerGraph, policy: str = "max") -> dict[str, int]:
     except KeyError:
         raise MergeError(f"unknown width policy {policy!r}; choose one of {', '.join(POLICIES)}") from None
     return {n: pick([m.width for m in lg.block(n).members]) for n in lg.layers()}
-
-
-def summed_widths(lg: LayerGraph) -> dict[str, int]:
-    """Warm-start widths: the sum of the members' widths, except blocks feeding the output,
-    which keep their (common) width, the parents' output channels."""
-    out = set(lg.predecessors(OUTPUT))
-    return {n: max(m.width for m in lg.block(n).members) if n in out else sum(m.width for m in lg.block(n).members)
-            for n in lg.layers()}
 
 
 def _fixed(lg: LayerGraph) -> set[str]:

@@ -33,7 +33,8 @@ register_pass(MirrorPass)
 register_pass(InsertAuxHeadPass)
 register_pass(InsertDynamicFiltersPass)
 
-from spdnn.passes.spdnn import SPDNN_STAGES  # noqa: E402  (the SPDNN merge stages; they import spdnn.merge)
+from spdnn.passes.spdnn import SPDNN_STAGES, SpdnnMergeHeadPass  # noqa: E402  (they import spdnn.merge)
 
 for _stage in SPDNN_STAGES:
     register_pass(_stage)
+register_pass(SpdnnMergeHeadPass)

@@ -9,6 +9,9 @@ pipeline; each stage also runs alone::
     module = MergeModule.of(parents)
     run_pipeline(module, "spdnn-label-input,spdnn-contract")
     module.layer_graph.structure()   # inspect, change, or continue with your own pass
+
+``spdnn-merge-head`` (App. B) may follow ``spdnn-to-network``: both concatenation forms of the
+parallel branches, then a head network from a spec (``MergeOptions(head=...)``).
 """
 
 from spdnn.passes.spdnn.base import ModulePass
@@ -16,11 +19,12 @@ from spdnn.passes.spdnn.module import MergeModule
 from spdnn.passes.spdnn.spdnn_contract import SpdnnContractPass
 from spdnn.passes.spdnn.spdnn_label_input import SpdnnLabelInputPass
 from spdnn.passes.spdnn.spdnn_label_output import SpdnnLabelOutputPass
+from spdnn.passes.spdnn.spdnn_merge_head import SpdnnMergeHeadPass
 from spdnn.passes.spdnn.spdnn_to_network import SpdnnToNetworkPass
 from spdnn.passes.spdnn.spdnn_widths import SpdnnWidthsPass
 
 __all__ = ["MergeModule", "ModulePass", "SPDNN_STAGES", "SpdnnContractPass", "SpdnnLabelInputPass",
-           "SpdnnLabelOutputPass", "SpdnnToNetworkPass", "SpdnnWidthsPass"]
+           "SpdnnLabelOutputPass", "SpdnnMergeHeadPass", "SpdnnToNetworkPass", "SpdnnWidthsPass"]
 
 #: The stage passes in pipeline order (spdnn-contract runs twice, after each labelling).
 SPDNN_STAGES = (SpdnnLabelInputPass, SpdnnContractPass, SpdnnLabelOutputPass, SpdnnWidthsPass,

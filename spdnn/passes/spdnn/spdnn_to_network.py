@@ -27,7 +27,8 @@ class SpdnnToNetworkPass(ModulePass):
     (one common width factor to within 2% of the budget).
 
     Reads ``layer_graph`` and ``widths`` (max of the members' when absent); writes ``network``,
-    the final ``widths`` and the stage ``final``.
+    the final ``widths`` and the stage ``final``, and, for passes that change the network after
+    it, ``build`` ((layer graph, widths) -> network), ``budget`` (a count or None) and ``widths_before_budget``.
     """
 
     name: ClassVar[str] = "spdnn-to-network"
@@ -54,6 +55,9 @@ class SpdnnToNetworkPass(ModulePass):
         budget = self.budget
         if budget == "largest":
             budget = max(totals(p)[0] for p in module.parents)
+        # what a later pass that changes the network (spdnn-merge-head) needs to refit the budget
+        module.analyses.update(build=lambda layer_graph, w: to_network(layer_graph, w, self.align, self.head_kernel),
+                               budget=budget, widths_before_budget=dict(widths))
         if budget is not None:
             if module.analyses.get("widths_summed"):
                 raise MergeError("a parameter budget cannot be combined with init_from_parents: the warm start "

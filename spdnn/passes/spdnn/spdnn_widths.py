@@ -18,9 +18,11 @@ class SpdnnWidthsPass(ModulePass):
 
     Thesis: S2 L2055-2060, S3 L3576-3582 (the merged network's size). Rules:
     :mod:`spdnn.merge.widths`: max (default), min or mean of the members' widths; ``sum`` is the
-    warm start's rule (each member keeps its own channels, :mod:`spdnn.merge.warm_start`), where
-    blocks feeding the output keep the output width. Blocks summed by a residual add get one
-    common width when the network is built (:mod:`spdnn.merge.to_network` rule 6).
+    warm start's rule (each member keeps its own channels at the offsets of
+    :mod:`spdnn.merge.channel_layout`: members side by side, one shared layout for the blocks a
+    residual add sums; blocks feeding the output keep the output width). Otherwise blocks summed
+    by a residual add get one common width when the network is built
+    (:mod:`spdnn.merge.to_network` rule 6).
 
     Reads ``layer_graph``; writes ``widths``.
     """
