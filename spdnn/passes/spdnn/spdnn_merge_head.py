@@ -4,16 +4,14 @@ branches, then a head network given by a spec."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar
-
-from pydantic import AfterValidator
+from typing import Any, ClassVar
 
 from spdnn.errors import PassError
 from spdnn.ir import meta as M
 from spdnn.ir.graph import Graph, Value
 from spdnn.ops.base import suggest
 from spdnn.passes.base import PassResult
-from spdnn.passes.graft import existing_file, load_network
+from spdnn.passes.graft import SpecPath, load_network
 from spdnn.passes.infer_shapes import infer_node
 from spdnn.passes.options import OneOrMore
 from spdnn.passes.spdnn.base import ModulePass
@@ -66,7 +64,7 @@ class SpdnnMergeHeadPass(ModulePass):
 
     name: ClassVar[str] = "spdnn-merge-head"
 
-    head: Annotated[str, AfterValidator(existing_file)]
+    head: SpecPath
     """Path of the head network's YAML spec (inputs 'pooled' and 'unpooled', one output)."""
     branches: OneOrMore | None = None
     """Block ids of the branches to concatenate; default: the producers of the first FC block reading several."""
