@@ -291,7 +291,9 @@ def test_dynamic_conv_benchmark_script_runs_in_quick_mode():
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert [line.split(":")[0] for line in lines[1:]] == ["torch fwd+bwd", "torch fwd+bwd", "onnxruntime fwd"]
+    assert [line.split(":")[0] for line in lines[1:]] == ["torch fwd+bwd"] * 2 + ["tried fwd+bwd"] * 4 + ["onnxruntime fwd"]
+    assert "spdnn picks grouped" in lines[0] and "dynamic (grouped) / static conv" in lines[1]
+    assert "linearity, bmm (before)" in lines[3]
     assert all("min" in line and "median" in line and "max" in line for line in lines[1:])
 
 
