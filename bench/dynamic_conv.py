@@ -3,7 +3,7 @@ shape and against the grouped-convolution trick for per-sample filters.
 
 Usage:
     python bench/dynamic_conv.py            # batch 32, 32x32x32 -> 32 channels, 3x3, M = 32, 31 pairs
-    python bench/dynamic_conv.py --pairs 61 --threads 1
+    python bench/dynamic_conv.py --pairs 61 --threads 1 --best-of 3
     python bench/dynamic_conv.py --quick    # small shapes, few pairs (smoke test)
 
 torch: forward + backward, timed in interleaved pairs (A B, then B A, ...), ratios per pair;
@@ -46,21 +46,25 @@ def graph(op: str, c: int, out: int, m: int, size: int) -> spdnn.Graph:
     return g
 
 
-def timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+def timed(fn, best_of: int = 1) -> float:
+    """The shortest of ``best_of`` back-to-back calls (damps another process's bursts)."""
+    times = []
+    for _ in range(best_of):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
 
 
-def pair_ratios(a, b, pairs: int) -> list[float]:
+def pair_ratios(a, b, pairs: int, best_of: int = 1) -> list[float]:
     """Time a and b alternately (a b, b a, ...); per-pair ratios a/b."""
     a(), b()  # warm-up
     ratios = []
     for i in range(pairs):
         if i % 2:
-            tb, ta = timed(b), timed(a)
+            tb, ta = timed(b, best_of), timed(a, best_of)
         else:
-            ta, tb = timed(a), timed(b)
+            ta, tb = timed(a, best_of), timed(b, best_of)
         ratios.append(ta / tb)
     return ratios
 
@@ -113,13 +117,16 @@ def main() -> list[str]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="small shapes, few pairs (smoke test)")
     ap.add_argument("--pairs", type=int, default=31, help="interleaved pairs per comparison (default 31)")
+    ap.add_argument("--best-of", type=int, default=1,
+                    help="each side of a pair is its shortest of this many back-to-back runs (default 1)")
     ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (default: torch's)")
     args = ap.parse_args()
-    if args.pairs < 1:
-        ap.error(f"--pairs must be at least 1, got {args.pairs}")
+    if args.pairs < 1 or args.best_of < 1:
+        ap.error(f"--pairs and --best-of must be at least 1, got {args.pairs} and {args.best_of}")
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     batch, c, out, m, size, pairs = (4, 8, 8, 8, 16, 4) if args.quick else (32, 32, 32, 32, 32, args.pairs)
+    best = args.best_of
     torch.manual_seed(0)
     dyn_g, static_g = graph("dynamic_conv2d", c, out, m, size), graph("conv2d", c, out, m, size)
     dyn, static = spdnn.build_torch(dyn_g, seed=0), spdnn.build_torch(static_g, seed=0)
@@ -141,17 +148,17 @@ def main() -> list[str]:
 
     chosen = dyn.conv.formulation
     lines = [f"batch {batch}, {c}x{size}x{size} -> {out} channels, 3x3, repository M = {m}, "
-             f"{torch.get_num_threads()} torch threads; spdnn picks {chosen}",
-             summary(f"torch fwd+bwd: dynamic ({chosen}) / static conv", pair_ratios(run_dynamic, run_static, pairs)),
+             f"{torch.get_num_threads()} torch threads, best of {best}; spdnn picks {chosen}",
+             summary(f"torch fwd+bwd: dynamic ({chosen}) / static conv", pair_ratios(run_dynamic, run_static, pairs, best)),
              summary(f"torch fwd+bwd: dynamic ({chosen}) / grouped-conv trick",
-                     pair_ratios(run_dynamic, run_grouped, pairs))]
+                     pair_ratios(run_dynamic, run_grouped, pairs, best))]
     with torch.no_grad():
         want = dyn(x, w)
     for name, forward in tried_formulations(dyn, batch, out, m).items():
         with torch.no_grad():  # every formulation computes the same thing
             torch.testing.assert_close(forward(x, w), want, atol=1e-4, rtol=1e-4)
         run = (lambda forward=forward: forward(x, w).sum().backward())
-        lines.append(summary(f"tried fwd+bwd: {name} / static", pair_ratios(run, run_static, pairs)))
+        lines.append(summary(f"tried fwd+bwd: {name} / static", pair_ratios(run, run_static, pairs, best)))
     dyn_s = session(export_onnx(dyn_g, dyn.state_dict()).SerializeToString())
     static_s = session(export_onnx(static_g, static.state_dict()).SerializeToString())
     xn, wn = x.detach().numpy(), w.detach().numpy()
@@ -159,7 +166,7 @@ def main() -> list[str]:
     with torch.no_grad():
         np.testing.assert_allclose(got, dyn(x, w).numpy(), atol=1e-3, rtol=1e-3)
     lines.append(summary("onnxruntime fwd: dynamic / static conv", pair_ratios(
-        lambda: dyn_s.run(None, {"x": xn, "w": wn}), lambda: static_s.run(None, {"x": xn}), pairs)))
+        lambda: dyn_s.run(None, {"x": xn, "w": wn}), lambda: static_s.run(None, {"x": xn}), pairs, best)))
     for line in lines:
         print(line)
     return lines
