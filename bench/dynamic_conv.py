@@ -2,16 +2,17 @@
 shape and against the grouped-convolution trick for per-sample filters.
 
 Usage:
-    python bench/dynamic_conv.py            # batch 32, 32x32x32 -> 32 channels, 3x3, M = 32, 31 pairs
+    python bench/dynamic_conv.py            # batch 32, 32x32x32 -> 32 channels, 3x3, M = 32, 31 pairs, best of 3
     python bench/dynamic_conv.py --pairs 61 --threads 1 --best-of 3
     python bench/dynamic_conv.py --quick    # small shapes, few pairs (smoke test)
 
 torch: forward + backward, timed in interleaved pairs (A B, then B A, ...), ratios per pair;
 min/median/max printed. First spdnn's module (the formulation its build rule picked, named in
 the line) over a static conv and over the hand-written grouped-convolution trick; then each
-formulation tried ("tried" lines) over the static conv: linearity with a batched matmul (the
-lowering before the build rule), linearity on channels_last maps, linearity with the mixing as
-a 1x1 grouped conv, and the grouped filter synthesis.
+formulation tried ("tried" lines) over the static conv: the module forced to linearity (batched
+matmul; the only form before the build rule), linearity on channels_last maps, linearity with
+the mixing as a 1x1 grouped conv, and the module forced to the grouped filter synthesis. Each
+side of a pair is its shortest of --best-of back-to-back runs (the machine may be shared).
 onnxruntime: forward of spdnn's exported models (dynamic batch) in sessions with spinning
 disabled, dynamic over static, interleaved the same way. The grouped trick has no ONNX form
 with a dynamic batch (its group count is the batch), so it is timed in torch only.
@@ -101,7 +102,7 @@ def tried_formulations(dyn, batch: int, out: int, m: int) -> dict:
         y = F.conv2d(maps.reshape(1, batch * m, *maps.shape[2:]), w.reshape(batch * out, m, 1, 1), groups=batch)
         return y.reshape(batch, out, *maps.shape[2:])
 
-    return {"linearity, bmm (before)": module_form("linearity"), "linearity, channels_last bmm": channels_last,
+    return {"linearity, bmm": module_form("linearity"), "linearity, channels_last bmm": channels_last,
             "linearity, 1x1 grouped-conv mixing": mixing_1x1, "grouped, K = W B + grouped conv": module_form("grouped")}
 
 
@@ -117,8 +118,8 @@ def main() -> list[str]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="small shapes, few pairs (smoke test)")
     ap.add_argument("--pairs", type=int, default=31, help="interleaved pairs per comparison (default 31)")
-    ap.add_argument("--best-of", type=int, default=1,
-                    help="each side of a pair is its shortest of this many back-to-back runs (default 1)")
+    ap.add_argument("--best-of", type=int, default=3,
+                    help="each side of a pair is its shortest of this many back-to-back runs (default 3)")
     ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (default: torch's)")
     args = ap.parse_args()
     if args.pairs < 1 or args.best_of < 1:

@@ -293,7 +293,7 @@ def test_dynamic_conv_benchmark_script_runs_in_quick_mode():
     lines = done.stdout.splitlines()
     assert [line.split(":")[0] for line in lines[1:]] == ["torch fwd+bwd"] * 2 + ["tried fwd+bwd"] * 4 + ["onnxruntime fwd"]
     assert "spdnn picks grouped" in lines[0] and "dynamic (grouped) / static conv" in lines[1]
-    assert "linearity, bmm (before)" in lines[3]
+    assert "linearity, bmm / static" in lines[3]
     assert all("min" in line and "median" in line and "max" in line for line in lines[1:])
 
 

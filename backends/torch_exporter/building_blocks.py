@@ -15,18 +15,22 @@ __all__ = ["DynamicConv2d", "SampleConv2d", "HaarPool", "HaarUnpool", "LogFilter
            "MinibatchDiscrimination", "RepeatCode", "Wct", "haar_analysis", "haar_synthesis"]
 
 
-def _pad_input(x: torch.Tensor, pads: tuple[int, int, int, int]) -> torch.Tensor:
+def _pad_input(x: torch.Tensor, pads: tuple[int, int, int, int]) -> tuple[torch.Tensor, tuple[int, int]]:
+    """(input, the convolution's own padding): symmetric pads go to the convolution (no padded
+    copy of x, forward or backward); asymmetric ones ('same' with an even kernel) pad x first."""
     top, bottom, left, right = pads
-    return F.pad(x, (left, right, top, bottom)) if any(pads) else x
+    if top == bottom and left == right:
+        return x, (top, left)
+    return F.pad(x, (left, right, top, bottom)), (0, 0)
 
 
 def per_sample_conv(x: torch.Tensor, filters: torch.Tensor, stride, pads, dilation) -> torch.Tensor:
     """Sample n convolved with filters[n] (N, out, C, kh, kw): ONE grouped conv over the batch
     folded into channels (groups = N; shapes by index, never unpacked, so torch.fx can trace it)."""
     n, out = filters.shape[0], filters.shape[1]
-    x = _pad_input(x, pads)
+    x, padding = _pad_input(x, pads)
     y = F.conv2d(x.reshape(1, -1, x.shape[2], x.shape[3]), filters.flatten(0, 1),
-                 None, stride, 0, dilation, groups=n)
+                 None, stride, padding, dilation, groups=n)
     return y.reshape(n, out, y.shape[2], y.shape[3])
 
 
@@ -63,7 +67,8 @@ class DynamicConv2d(nn.Module):
         return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
 
     def _linearity(self, x: torch.Tensor, mix: torch.Tensor) -> torch.Tensor:
-        maps = F.conv2d(_pad_input(x, self.pads), self.weight, None, self.stride, 0, self.dilation)
+        x, padding = _pad_input(x, self.pads)
+        maps = F.conv2d(x, self.weight, None, self.stride, padding, self.dilation)
         y = torch.bmm(mix, maps.flatten(2))
         return y.reshape(maps.shape[0], self.out_channels, maps.shape[2], maps.shape[3])
 
