@@ -8,9 +8,12 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from building_block_cases import CASES, dynamic_reference
 from spdnn.backends.onnx_exporter import export_onnx, run_onnx
+from spdnn.ops.dynamic import DynamicConv2dAttrs, dynamic_formulation, formulation_flops
 from test_ops import single_op_graph
+from torch import fx
 
 import spdnn
 
@@ -23,19 +26,87 @@ def build(op, attrs, shapes, seed=0):
 DYN = {"out_channels": 4, "kernel_size": 3, "repository_size": 5, "padding": 1}
 
 
-def test_dynamic_conv_equals_per_sample_loop_forward_and_gradients():
-    g, m = build("dynamic_conv2d", {**DYN, "bias": True}, [(3, 8, 8), (20,)])
-    m = m.double()
-    x = torch.randn(4, 3, 8, 8, dtype=torch.double, requires_grad=True)
-    w = torch.randn(4, 20, dtype=torch.double, requires_grad=True)
+FORMULATIONS = ["linearity", "grouped"]
+#: dynamic convs with their per-sample reference: plain, and stride / "same" (pads 0,1 | 2,2)
+#: / dilation / 3-d coefficients
+DYN_REFERENCE_CASES = [
+    ({**DYN, "bias": True}, [(3, 8, 8), (20,)], lambda m, x, w: dynamic_reference(m, x, w, padding=1)),
+    ({"out_channels": 3, "kernel_size": [3, 5], "stride": 2, "padding": "same", "bias": True},
+     [(2, 8, 9), (3, 3)], lambda m, x, w: dynamic_reference(m, F.pad(x, (2, 2, 0, 1)), w, stride=2)),
+    ({"out_channels": 2, "kernel_size": 2, "dilation": 2, "repository_size": 4}, [(3, 7, 6), (8,)],
+     lambda m, x, w: dynamic_reference(m, x, w, dilation=2)),
+]
+
+
+def with_formulation(module, formulation):
+    """The built module with its dynamic conv forced to ``formulation`` (both are exact)."""
+    module.op.formulation = formulation
+    return module
+
+
+@pytest.mark.parametrize("formulation", FORMULATIONS)
+@pytest.mark.parametrize("attrs,shapes,reference", DYN_REFERENCE_CASES)
+def test_dynamic_conv_equals_per_sample_loop_forward_and_gradients(formulation, attrs, shapes, reference):
+    g, m = build("dynamic_conv2d", attrs, shapes)
+    m = with_formulation(m, formulation).double()
+    x = torch.randn(4, *shapes[0], dtype=torch.double, requires_grad=True)
+    w = torch.randn(4, *shapes[1], dtype=torch.double, requires_grad=True)
     got = m(x, w)
-    want = dynamic_reference(m.op, x, w, padding=1)
-    assert torch.allclose(got, want, atol=1e-5)
+    want = reference(m.op, x, w)
+    assert got.shape == want.shape and torch.allclose(got, want, atol=1e-5)
     seed = torch.randn_like(got)
-    grads = torch.autograd.grad((got * seed).sum(), [x, w, m.op.weight, m.op.bias])
-    refs = torch.autograd.grad((want * seed).sum(), [x, w, m.op.weight, m.op.bias])
+    tensors = [x, w, *m.parameters()]
+    grads = torch.autograd.grad((got * seed).sum(), tensors)
+    refs = torch.autograd.grad((want * seed).sum(), tensors)
     for a, b in zip(grads, refs):
         assert torch.allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.parametrize("formulation", FORMULATIONS)
+def test_each_dynamic_formulation_passes_gradcheck_and_traces_at_any_batch(formulation):
+    attrs, shapes, _ = DYN_REFERENCE_CASES[1]
+    g, m = build("dynamic_conv2d", attrs, shapes)
+    m = with_formulation(m, formulation).double()
+    xs = [torch.randn(2, *s, dtype=torch.double, requires_grad=True) for s in shapes]
+    assert torch.autograd.gradcheck(m, xs, eps=1e-6, atol=1e-4)
+    assert torch.autograd.gradcheck(lambda *p: m(*xs), list(m.parameters()), eps=1e-6, atol=1e-4)
+    traced = fx.symbolic_trace(m)
+    for batch in (1, 5):  # the grouped form's group count is the batch, read at run time
+        ins = [torch.randn(batch, *s, dtype=torch.double) for s in shapes]
+        with torch.no_grad():
+            assert torch.equal(traced(*ins), m(*ins))
+
+
+# (in shape, coefficient shape, attrs, formulation): FLOPs per sample, linearity vs grouped
+PICKED = [
+    # bench/dynamic_conv.py: 32 -> 32 channels, M = 32, 32x32; taps 288, 1024 pixels:
+    # linearity 1024 * (32*288 + 32*32) = 10_485_760 > grouped 1024*32*288 + 32*32*288 = 9_732_096
+    ((32, 32, 32), (1024,), {"out_channels": 32, "kernel_size": 3, "padding": 1}, "grouped"),
+    # cifar_dynamic conv1: 3 -> 64, M = 64 on 32x32 (taps 27): linearity 1024 * (1728 + 4096) > grouped
+    ((3, 32, 32), (4096,), {"out_channels": 64, "kernel_size": 3, "padding": 1}, "grouped"),
+    # cifar_dynamic conv4: 256 -> 256, M = 256, 4x4 output (taps 2304): the synthesis,
+    # 256*256*2304 per sample, dwarfs 16 pixels of mixing
+    ((256, 8, 8), (65536,), {"out_channels": 256, "kernel_size": 3, "stride": 2, "padding": 1}, "linearity"),
+    # mnist_dynamic conv2: 5 -> 5, M = 5, 5x5 kernel, 8x8 output (taps 125):
+    # linearity 64 * (625 + 25) = 41_600 < grouped 64*625 + 25*125 = 43_125
+    ((5, 12, 12), (25,), {"out_channels": 5, "kernel_size": 5}, "linearity"),
+    # M = 2 < out_channels = 5 (mnist_dynamic variant s = 2): mixing the 2 maps is cheaper
+    ((1, 28, 28), (10,), {"out_channels": 5, "kernel_size": 5, "repository_size": 2}, "linearity"),
+]
+
+
+@pytest.mark.parametrize("x_shape,w_shape,attrs,formulation", PICKED)
+def test_torch_lowering_picks_the_formulation_with_fewer_flops(x_shape, w_shape, attrs, formulation):
+    g = single_op_graph("dynamic_conv2d", attrs, [x_shape, w_shape])
+    assert spdnn.build_torch(g).op.formulation == formulation
+
+
+def test_formulation_flops_match_hand_counts():
+    a = DynamicConv2dAttrs(out_channels=4, kernel_size=3, repository_size=5)
+    # 3 input channels: taps 27; 64 output pixels
+    assert formulation_flops(a, 3, 64) == {"linearity": 2 * 64 * (5 * 27 + 4 * 5),
+                                           "grouped": 2 * (64 * 4 * 27 + 4 * 5 * 27)}
+    assert dynamic_formulation(a, 3, 64) == "grouped" and dynamic_formulation(a, 3, 1) == "linearity"
 
 
 def test_swapping_which_sample_generates_the_filters_changes_the_output():
@@ -220,7 +291,9 @@ def test_dynamic_conv_benchmark_script_runs_in_quick_mode():
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert [line.split(":")[0] for line in lines[1:]] == ["torch fwd+bwd", "torch fwd+bwd", "onnxruntime fwd"]
+    assert [line.split(":")[0] for line in lines[1:]] == ["torch fwd+bwd"] * 2 + ["tried fwd+bwd"] * 4 + ["onnxruntime fwd"]
+    assert "spdnn picks grouped" in lines[0] and "dynamic (grouped) / static conv" in lines[1]
+    assert "linearity, bmm / static" in lines[3]
     assert all("min" in line and "median" in line and "max" in line for line in lines[1:])
 
 

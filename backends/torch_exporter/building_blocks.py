@@ -8,41 +8,78 @@ import torch.nn.functional as F
 from torch import nn
 
 from spdnn.ops.conv import resolve_conv_padding
+from spdnn.ops.dynamic import dynamic_formulation
 from spdnn.ops.filter_bank import log_kernel
 
 __all__ = ["DynamicConv2d", "SampleConv2d", "HaarPool", "HaarUnpool", "LogFilterBank",
            "MinibatchDiscrimination", "RepeatCode", "Wct", "haar_analysis", "haar_synthesis"]
 
 
-def _pad_input(x: torch.Tensor, pads: tuple[int, int, int, int]) -> torch.Tensor:
+def _pad_input(x: torch.Tensor, pads: tuple[int, int, int, int]) -> tuple[torch.Tensor, tuple[int, int]]:
+    """(input, the convolution's own padding): symmetric pads go to the convolution (no padded
+    copy of x, forward or backward); asymmetric ones ('same' with an even kernel) pad x first."""
     top, bottom, left, right = pads
-    return F.pad(x, (left, right, top, bottom)) if any(pads) else x
+    if top == bottom and left == right:
+        return x, (top, left)
+    return F.pad(x, (left, right, top, bottom)), (0, 0)
+
+
+def per_sample_conv(x: torch.Tensor, filters: torch.Tensor, stride, pads, dilation) -> torch.Tensor:
+    """Sample n convolved with filters[n] (N, out, C, kh, kw): ONE grouped conv over the batch
+    folded into channels (groups = N; shapes by index, never unpacked, so torch.fx can trace it)."""
+    n, out = filters.shape[0], filters.shape[1]
+    x, padding = _pad_input(x, pads)
+    y = F.conv2d(x.reshape(1, -1, x.shape[2], x.shape[3]), filters.flatten(0, 1),
+                 None, stride, padding, dilation, groups=n)
+    return y.reshape(n, out, y.shape[2], y.shape[3])
 
 
 class DynamicConv2d(nn.Module):
-    """Per-sample filters Σ_j w_ij b_j from a filter repository, computed through linearity:
-    one static conv of x with the M base filters, then a per-sample (out x M) mixing."""
+    """Per-sample filters Σ_j w_ij b_j from a filter repository, in one of two exact
+    formulations (spdnn.ops.dynamic.dynamic_formulation picks one per layer at build time):
+
+    * ``linearity``: one static conv of x with the M base filters, then a per-sample
+      (out x M) mixing of the M maps (a batched matmul);
+    * ``grouped``: the per-sample filters K = W B (a small batched matmul), then one grouped
+      conv over the batch folded into channels.
+    """
+
+    FORMULATIONS = ("linearity", "grouped")
 
     def __init__(self, in_channels: int, out_channels: int, repository_size: int,
-                 kernel_size: tuple[int, int], stride, pads: tuple[int, int, int, int], dilation, bias: bool):
+                 kernel_size: tuple[int, int], stride, pads: tuple[int, int, int, int], dilation, bias: bool,
+                 formulation: str = "linearity"):
         super().__init__()
-        self.out_channels, self.m = out_channels, repository_size
+        if formulation not in self.FORMULATIONS:
+            raise ValueError(f"formulation must be one of {self.FORMULATIONS}, got {formulation!r}")
+        self.out_channels, self.m, self.formulation = out_channels, repository_size, formulation
         self.stride, self.pads, self.dilation = tuple(stride), tuple(pads), tuple(dilation)
         #: the filter repository: M base filters of shape (C, kh, kw), orthogonally initialised
         self.weight = nn.Parameter(torch.empty(repository_size, in_channels, *kernel_size))
         nn.init.orthogonal_(self.weight)
+        self.filter_shape = (in_channels, *kernel_size)  # ints, so torch.fx traces the grouped form
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
 
     def forward(self, x: torch.Tensor, coefficients: torch.Tensor) -> torch.Tensor:
-        maps = F.conv2d(_pad_input(x, self.pads), self.weight, None, self.stride, 0, self.dilation)
         # shapes by index, never unpacked, so torch.fx can trace it
-        n = maps.shape[0]
-        mix = coefficients.reshape(n, self.out_channels, -1)
-        y = torch.bmm(mix, maps.flatten(2)).reshape(n, self.out_channels, maps.shape[2], maps.shape[3])
+        mix = coefficients.reshape(x.shape[0], self.out_channels, self.m)
+        y = self._grouped(x, mix) if self.formulation == "grouped" else self._linearity(x, mix)
         return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
 
+    def _linearity(self, x: torch.Tensor, mix: torch.Tensor) -> torch.Tensor:
+        x, padding = _pad_input(x, self.pads)
+        maps = F.conv2d(x, self.weight, None, self.stride, padding, self.dilation)
+        y = torch.bmm(mix, maps.flatten(2))
+        return y.reshape(maps.shape[0], self.out_channels, maps.shape[2], maps.shape[3])
+
+    def _grouped(self, x: torch.Tensor, mix: torch.Tensor) -> torch.Tensor:
+        filters = torch.matmul(mix, self.weight.flatten(1))  # (N, out, C*kh*kw)
+        filters = filters.unflatten(2, self.filter_shape)  # (N, out, C, kh, kw)
+        return per_sample_conv(x, filters, self.stride, self.pads, self.dilation)
+
     def extra_repr(self) -> str:
-        return f"repository={tuple(self.weight.shape)}, out_channels={self.out_channels}"
+        return (f"repository={tuple(self.weight.shape)}, out_channels={self.out_channels}, "
+                f"formulation={self.formulation}")
 
 
 class SampleConv2d(nn.Module):
@@ -55,12 +92,7 @@ class SampleConv2d(nn.Module):
         self.padding = padding  # (top, bottom, left, right), fixed by the static shapes
 
     def forward(self, x: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
-        # shapes by index, never unpacked, so torch.fx can trace it
-        n, out = filters.shape[0], filters.shape[1]
-        x = _pad_input(x, self.padding)
-        y = F.conv2d(x.reshape(1, -1, x.shape[2], x.shape[3]), filters.flatten(0, 1),
-                     None, self.stride, 0, self.dilation, groups=n)
-        return y.reshape(n, out, y.shape[2], y.shape[3])
+        return per_sample_conv(x, filters, self.stride, self.padding, self.dilation)
 
 
 def haar_analysis(x: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -166,9 +198,11 @@ class Wct(nn.Module):
 # ---------------------------------------------------------------- lowerings (node, ins, outs) -> module
 def _dynamic_conv2d(node, ins, outs) -> nn.Module:
     a = node.attrs
+    c = int(ins[0].shape[1])
     pads = resolve_conv_padding(a, int(ins[0].shape[2]), int(ins[0].shape[3]))
-    return DynamicConv2d(int(ins[0].shape[1]), a.out_channels, a.m, a.kernel_size, a.stride, pads,
-                         a.dilation, a.bias)
+    pixels = int(outs[0].shape[2]) * int(outs[0].shape[3])
+    return DynamicConv2d(c, a.out_channels, a.m, a.kernel_size, a.stride, pads, a.dilation, a.bias,
+                         dynamic_formulation(a, c, pixels))
 
 
 def _sample_conv2d(node, ins, outs) -> nn.Module:

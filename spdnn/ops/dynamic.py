@@ -5,7 +5,10 @@
   second input gives per-sample coefficients w (N, out_channels * M) or (N, out_channels, M);
   sample n's filter i is k_ni = Σ_j w_nij b_j. By linearity conv(x, Σ_j w_ij b_j) = Σ_j w_ij
   conv(x, b_j), so backends run one static convolution of x with the repository (M maps) and
-  mix the maps per sample with a batched matrix product; the batch stays dynamic.
+  mix the maps per sample with a batched matrix product; the batch stays dynamic. Torch may
+  instead synthesise the filters (K = W B, a small matmul) and run one grouped convolution over
+  the batch folded into channels, when that costs fewer FLOPs (:func:`dynamic_formulation`);
+  ONNX cannot export a group count equal to a dynamic batch, so it always uses linearity.
 * ``sample_conv2d`` (seed 002: G(z) replaces layer l's filters): the filters are an input
   tensor (N, out, C, kh, kw), one filter set per sample.
 """
@@ -21,7 +24,7 @@ from spdnn.ir.types import TensorType
 from spdnn.ops.base import NonNegPair, OpAttrs, OpDef, Pair, register_op, require_rank
 from spdnn.ops.conv import conv_output_size
 
-__all__ = ["DynamicConv2dAttrs", "SampleConv2dAttrs"]
+__all__ = ["DynamicConv2dAttrs", "SampleConv2dAttrs", "dynamic_formulation", "formulation_flops"]
 
 
 class _WindowAttrs(OpAttrs):
@@ -83,11 +86,33 @@ def _dynamic_params(a: DynamicConv2dAttrs, ins: list[TensorType]) -> int:
     return a.m * c * a.kernel_size[0] * a.kernel_size[1] + (a.out_channels if a.bias else 0)
 
 
+def formulation_flops(a: DynamicConv2dAttrs, in_channels: int, pixels: int) -> dict[str, int]:
+    """FLOPs per sample of the two ways to compute the op, for ``pixels`` output pixels:
+
+    * ``linearity``: a static conv of x with the M base filters (M maps), then an
+      out_channels x M mixing per pixel;
+    * ``grouped``: the per-sample filters K = W B (out_channels x M times M x C*kh*kw), then
+      a conv of x with its own out_channels filters (the grouped-convolution trick).
+    """
+    taps = in_channels * a.kernel_size[0] * a.kernel_size[1]
+    return {"linearity": 2 * pixels * (a.m * taps + a.out_channels * a.m),
+            "grouped": 2 * (pixels * a.out_channels * taps + a.out_channels * a.m * taps)}
+
+
+def dynamic_formulation(a: DynamicConv2dAttrs, in_channels: int, pixels: int) -> str:
+    """The torch lowering's formulation, decided once from the static shapes: ``grouped`` when it
+    costs fewer FLOPs than ``linearity`` (:func:`formulation_flops`), else ``linearity``. With
+    M = out_channels this picks grouped while out_channels * taps / pixels (the filter synthesis
+    per pixel) stays below out_channels (the mixing per pixel): few input channels or large maps."""
+    flops = formulation_flops(a, in_channels, pixels)
+    return "grouped" if flops["grouped"] < flops["linearity"] else "linearity"
+
+
 def _dynamic_flops(a: DynamicConv2dAttrs, ins: list[TensorType], outs: list[TensorType]) -> int:
-    """The lowering's cost: a static conv to M maps, then out_channels x M mixing per pixel."""
-    c = int(ins[0].shape[1])
+    """The linearity form's cost (the ONNX lowering's): a static conv to M maps, then
+    out_channels x M mixing per pixel (:func:`formulation_flops`)."""
     pixels = outs[0].sample_numel // a.out_channels
-    return 2 * pixels * a.m * c * a.kernel_size[0] * a.kernel_size[1] + 2 * pixels * a.out_channels * a.m
+    return formulation_flops(a, int(ins[0].shape[1]), pixels)["linearity"]
 
 
 def _infer_sample(a: SampleConv2dAttrs, ins: list[TensorType]) -> list[TensorType]:
