@@ -329,6 +329,10 @@ def _os_error_text(e: BaseException) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``spdnn`` console script."""
     args = None
+    argv = sys.argv[1:] if argv is None else argv
+    if any("\0" in a for a in argv):  # only from Python: a shell cannot pass one
+        print("spdnn: error: an argument contains a NUL byte", file=sys.stderr)
+        return 2
     try:
         args = _parser().parse_args(argv)
         return _run(args)

@@ -53,7 +53,7 @@ def specs_dir() -> Path:
 def _shipped(name: str) -> list[Path]:
     """Rule 1 for a name that is not an existing path ([] when it names nothing shipped)."""
     parts = name.removesuffix(".yaml").removesuffix("/").split("/")
-    if any(p in ("", ".", "..") or p.startswith(".") for p in parts):
+    if "\0" in name or any(p in ("", ".", "..") or p.startswith(".") for p in parts):
         return []
     root = specs_dir()
     if len(parts) == 1 and (root / parts[0]).is_dir():
@@ -62,18 +62,25 @@ def _shipped(name: str) -> list[Path]:
     return [path] if path.is_file() else []
 
 
+def _exists(name: str) -> bool:
+    try:
+        return Path(name).exists()
+    except (OSError, ValueError):  # a NUL byte, a name too long: not a path that exists
+        return False
+
+
 def resolve_inputs(names: list[str]) -> list[str]:
     """Rule 1 for a list of command-line inputs (a folder name expands to its specs)."""
     out: list[str] = []
     for name in names:
-        found = [] if Path(name).exists() else _shipped(name)
+        found = [] if _exists(name) else _shipped(name)
         out += [str(p) for p in found] or [name]
     return out
 
 
 def resolve_input(name: str) -> str:
     """Rule 1 for a command that takes one spec: a folder of several specs is an error naming them."""
-    found = [] if Path(name).exists() else _shipped(name)
+    found = [] if _exists(name) else _shipped(name)
     if len(found) > 1:
         folder = found[0].parent.name
         options = ", ".join(f"{folder}/{p.stem}" for p in found)

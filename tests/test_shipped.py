@@ -85,3 +85,13 @@ def test_list_table_is_readable(capsys):
     assert any(line.startswith("vacgan_mnist/classifier ") and " 217.4 k " in line for line in lines)
     assert lines[-1].endswith("spdnn compile iris, spdnn inspect vacgan_mnist/classifier")
     assert len(catalogue()) == len(lines) - 2
+
+
+def test_a_nul_byte_in_a_name_is_a_clear_error(capsys):
+    import spdnn
+
+    assert resolve_inputs(["iris\0"]) == ["iris\0"]
+    assert main(["inspect", "iris\0"]) == 2
+    assert "an argument contains a NUL byte" in capsys.readouterr().err
+    with pytest.raises(spdnn.SpecError, match="a file name cannot contain a NUL byte"):
+        spdnn.load_spec("x\0.yaml")

@@ -22,8 +22,8 @@ def load_spec(path: str | Path) -> Graph:
     Raises:
         SpecError: listing every problem with file, line, column and location.
     """
+    text, name = read_spec_file(path)
     with loading_spec(path):
-        text, name = read_spec_file(path)
         return load_spec_text(text, name)
 
 

@@ -75,6 +75,8 @@ def read_spec_file(path: str | Path) -> tuple[str, str]:
     """Read a spec file as text, refusing what cannot be a spec. Returns (text, display name)."""
     name = str(path)
     limit = current().spec_bytes
+    if "\0" in name:
+        raise SpecError(Problem("a file name cannot contain a NUL byte", name.replace("\0", "\\0")))
     real = os.path.realpath(path)
     if real.startswith(_SPECIAL_DIRS):
         raise SpecError(Problem(f"is a system file ({real}), expected a YAML spec file", name))
