@@ -289,9 +289,12 @@ def test_inductor_compiles_every_network_in_train_and_eval_mode(name):
     torch._dynamo.reset()
     compiled = torch.compile(module, fullgraph=True)
     with torch.no_grad():
-        torch.testing.assert_close(compiled.eval()(*xs), module.eval()(*xs))
+        for got, want in zip(as_tuple(compiled.eval()(*xs)), as_tuple(module.eval()(*xs)), strict=True):
+            # float32 rounding of a reordered sum grows with the output's magnitude (generated_layer: ~95)
+            torch.testing.assert_close(got, want, rtol=1.3e-6, atol=1e-5 * max(1.0, float(want.abs().max())))
+    xs = [x.clone().requires_grad_() for x in xs]  # a network may have no parameters (generated_layer)
     as_tuple(compiled.train()(*xs))[0].sum().backward()
-    assert all(p.grad is not None for p in module.parameters())
+    assert all(p.grad is not None for p in module.parameters()) and all(x.grad is not None for x in xs)
 
 
 # ------------------------------------------------------------------ benchmark script
