@@ -262,6 +262,18 @@ def test_report_lists_origins_labels_and_reduction():
 
 
 # ------------------------------------------------------------------ merged networks run and train
+def train_bce(module, x, target, optimiser, steps: int) -> list[float]:
+    """``steps`` optimiser steps of binary cross-entropy on one batch; the loss before each."""
+    losses = []
+    for _ in range(steps):
+        optimiser.zero_grad()
+        loss = torch.nn.functional.binary_cross_entropy(module(x), target)
+        loss.backward()
+        optimiser.step()
+        losses.append(loss.item())
+    return losses
+
+
 @pytest.mark.parametrize("parents", ["appa", "iris", "depth"])
 def test_merged_network_trains_and_runs_at_any_batch_size(parents):
     torch.manual_seed(0)
@@ -271,14 +283,7 @@ def test_merged_network_trains_and_runs_at_any_batch_size(parents):
     shape = result.final.input_shape
     x = torch.rand(4, *shape)
     target = (x[:, :1] > 0.5).float()  # a learnable synthetic "segmentation"
-    optimiser = torch.optim.Adam(module.parameters(), lr=1e-3)
-    losses = []
-    for _ in range(6):
-        optimiser.zero_grad()
-        loss = torch.nn.functional.binary_cross_entropy(module(x), target)
-        loss.backward()
-        optimiser.step()
-        losses.append(loss.item())
+    losses = train_bce(module, x, target, torch.optim.Adam(module.parameters(), lr=1e-3), steps=6)
     assert losses[-1] < losses[0]
     module.eval()
     with torch.no_grad():

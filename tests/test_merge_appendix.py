@@ -260,19 +260,14 @@ def test_folder_readme_merge_commands(tmp_path, folder, args, line):
 
 def test_depth_merge_trains_a_step_and_matches_onnxruntime(depth):
     import torch
+    from test_merge import train_bce
     from test_onnx_export import assert_parity
 
     torch.manual_seed(0)
     module = spdnn.build_torch(depth.graph, seed=0)
     x, target = torch.rand(2, 2, 80, 264), torch.rand(2, 1, 80, 264)
     optimiser = torch.optim.SGD(module.parameters(), lr=0.1, momentum=0.9, nesterov=True)
-    losses = []
-    for _ in range(3):
-        optimiser.zero_grad()
-        loss = torch.nn.functional.binary_cross_entropy(module(x), target)
-        loss.backward()
-        optimiser.step()
-        losses.append(loss.item())
+    losses = train_bce(module, x, target, optimiser, steps=3)
     assert losses[-1] < losses[0]
     module.eval()
     assert_parity(depth.graph, 1, module)

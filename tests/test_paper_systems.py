@@ -68,12 +68,7 @@ def test_every_system_of_the_covered_folders_has_a_case():
     assert shipped == {c[0] for c in CASES}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize("path,data", CASES, ids=[c[0] for c in CASES])

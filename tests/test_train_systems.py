@@ -109,13 +109,7 @@ def data_for(name: str, n: int = 96) -> dict[str, np.ndarray]:
     return {"x": x}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny networks on a shared 2-core machine: one thread avoids oversubscription (30x faster)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 SYSTEMS = {"began_toy": BEGAN, "smart_aug_toy": SMART_AUG, "joint_000": JOINT_000, "frozen_encoder": FROZEN_ENCODER,

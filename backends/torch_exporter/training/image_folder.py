@@ -90,9 +90,9 @@ def _npy_files(folder: Path, where: str) -> list[Path]:
     found = [p for p in files if p.suffix == ".npy" or p.suffix.lower() in _PICTURES]
     if not found:
         raise SpdnnError(f"{where}: no images (.npy arrays or pictures) in {folder}")
-    for p in found:
-        if p.suffix.lower() in _PICTURES:
-            _pillow(p)
+    picture = next((p for p in found if p.suffix.lower() in _PICTURES), None)
+    if picture is not None:
+        _pillow(picture)  # no Pillow: one clear error before anything is read
     return found
 
 
