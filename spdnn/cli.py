@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import textwrap
 
@@ -333,6 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     if any("\0" in a for a in argv):  # only from Python: a shell cannot pass one
         print("spdnn: error: an argument contains a NUL byte", file=sys.stderr)
         return 2
+    interrupted, previous = _watch_interrupts()
     try:
         args = _parser().parse_args(argv)
         return _run(args)
@@ -345,7 +347,10 @@ def main(argv: list[str] | None = None) -> int:
         return 141
     except SystemExit as e:  # argparse: --help (0) or bad arguments (2)
         return e.code if isinstance(e.code, int) else 2
-    except Exception as e:  # a bug in spdnn
+    except Exception as e:  # a bug in spdnn, or an interrupt that a library turned into an error
+        if interrupted:  # e.g. Ctrl-C while a C extension initialises: "ImportError: initialization failed"
+            print("\nspdnn: interrupted", file=sys.stderr)
+            return 130
         command = f"spdnn {args.command}" if args is not None else "spdnn"
         if args is not None and getattr(args, "verbose", False):
             import traceback
@@ -355,6 +360,26 @@ def main(argv: list[str] | None = None) -> int:
               f"inputs; -v shows the traceback): {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}",
               file=sys.stderr)
         return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _watch_interrupts() -> tuple[list[bool], object]:
+    """Make Ctrl-C raise KeyboardInterrupt as usual, and remember that it came (a non-empty list),
+    so an error a library raises because of it is still reported as an interrupt. Returns the
+    list and the previous handler (None when not on the main thread, where no handler can be set)."""
+    import threading
+
+    seen: list[bool] = []
+    if threading.current_thread() is not threading.main_thread():
+        return seen, None
+
+    def handler(signum, frame):
+        seen.append(True)
+        raise KeyboardInterrupt
+
+    return seen, signal.signal(signal.SIGINT, handler)
 
 
 def _silence_stdout() -> None:
@@ -368,8 +393,10 @@ def _silence_stdout() -> None:
 def console_main() -> None:
     """The ``spdnn`` console script: ``main()``, then exit with its code. After an interrupt the
     process ends at once with 130 (cleanup already ran in ``finally`` blocks), so no finaliser of a
-    library can turn it into a death by SIGINT."""
+    library can turn it into a death by SIGINT; a Ctrl-C that comes while the interpreter shuts down
+    after a finished command is ignored."""
     code = main()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the outcome is decided: a late Ctrl-C cannot change it
     if code == 130:
         sys.stdout.flush()
         sys.stderr.flush()

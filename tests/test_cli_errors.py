@@ -67,3 +67,25 @@ def test_sigint_at_any_moment_exits_130_without_traceback(tmp_path, delay):
 def test_train_learning_rate_must_be_a_finite_positive_number(value, capsys):
     assert main(["train", str(BASELINE), "--data", "d.npz", "--lr", value]) == 2
     assert "expected a positive number" in capsys.readouterr().err
+
+
+def test_an_error_caused_by_ctrl_c_is_reported_as_an_interrupt(monkeypatch, capsys):
+    """Ctrl-C while a C extension initialises surfaces as "ImportError: initialization failed";
+    it is still an interrupt (exit 130), not an internal error."""
+    import os
+
+    import spdnn.cli as cli
+
+    def interrupted_import(args):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)
+        except KeyboardInterrupt:
+            raise ImportError("initialization failed") from None
+        raise AssertionError("no SIGINT arrived")
+
+    monkeypatch.setattr(cli, "_run", interrupted_import)
+    assert cli.main(["schema"]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted" in err and "internal error" not in err
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is restored
