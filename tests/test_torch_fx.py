@@ -36,16 +36,21 @@ def sample_inputs(graph: spdnn.Graph, batch: int) -> list[torch.Tensor]:
 
 
 class PreFxInterpreter(nn.Module):
-    """The torch backend before code generation, kept as the reference: one submodule per layer
-    created in graph order, and a forward that walks the graph keeping every value until it returns."""
+    """The torch backend before code generation, kept as the reference: one lowering per layer
+    created in graph order (a submodule, or a stateless call kept aside), and a forward that walks
+    the graph keeping every value until it returns."""
 
     def __init__(self, graph: spdnn.Graph):
         super().__init__()
         self.spdnn_graph = graph
+        self.layers = {}
         for node in graph:
             if node.op not in BOUNDARY_OPS:
                 in_types = [graph.type_of(v) for v in graph.inputs_of(node.name)]
-                self.add_module(node.name, lower(node, in_types, graph.out_types(node.name)))
+                layer = lower(node, in_types, graph.out_types(node.name))
+                self.layers[node.name] = layer
+                if isinstance(layer, nn.Module):
+                    self.add_module(node.name, layer)
 
     def forward(self, *xs):
         graph = self.spdnn_graph
@@ -53,7 +58,7 @@ class PreFxInterpreter(nn.Module):
         for node in graph:
             if node.op in BOUNDARY_OPS:
                 continue
-            out = self._modules[node.name](*[values[(v.node, v.port)] for v in graph.inputs_of(node.name)])
+            out = self.layers[node.name](*[values[(v.node, v.port)] for v in graph.inputs_of(node.name)])
             outs = out if get_op(node.op).num_outputs(node.attrs) > 1 else (out,)
             values.update({(node.name, port): o for port, o in enumerate(outs)})
         results = [values[(v.node, v.port)] for o in graph.output_nodes() for v in graph.inputs_of(o.name)]
@@ -131,10 +136,27 @@ def test_code_names_variables_after_layers_and_frees_intermediates():
     module = spdnn.build_torch(load("dynamic_filters/mnist_baseline"))
     code = module.code
     assert "def forward(self, image):" in code
-    for line in ["conv1 = self.conv1(image);  image = None", "relu1 = self.relu1(conv1);  conv1 = None",
+    for line in ["conv1 = self.conv1(image);  image = None", "relu1 = torch.relu(conv1);  conv1 = None",
+                 "flatten = torch.flatten(pool2, 1, -1);  pool2 = None",
                  "fc = self.fc(flatten);  flatten = None", "return fc"]:
         assert line in code
     assert "check_input(image, 'mnist_baseline', 'image', (1, 28, 28))" in code
+
+
+def test_only_layers_with_state_or_training_behaviour_are_submodules():
+    """Stateless layers are function calls (as hand-written code has them); parameters, buffers
+    and train/eval behaviour (dropout, noise) keep a submodule named after the layer."""
+    module = spdnn.build_torch(load("dynamic_filters/mnist_baseline"))
+    assert [name for name, _ in module.named_children()] == ["conv1", "conv2", "fc"]
+    assert type(module.conv1) is nn.Conv2d  # symmetric padding: no pre-padding wrapper
+    graph = spdnn.Graph("dropping")
+    graph.add_node("x", "input", {"shape": [4]})
+    graph.add_node("drop", "dropout", {"p": 0.5}, ["x"])
+    graph.add_node("act", "relu", {}, ["drop"])
+    graph.add_node("y", "output", {}, ["act"])
+    module = spdnn.build_torch(graph)
+    assert [name for name, _ in module.named_children()] == ["drop"]
+    assert "act = torch.relu(drop)" in module.code
 
 
 def two_in_two_out() -> spdnn.Graph:

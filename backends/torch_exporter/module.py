@@ -2,8 +2,10 @@
 
 Rules:
 
-- Every non-boundary node becomes a submodule registered under the node's name (its lowering
-  from ``lowerings.py``), so state dict keys are ``<layer>.<param>`` (``conv1.weight``). The
+- A node whose lowering (``lowerings.py``) is a module becomes a submodule registered under the
+  node's name, so state dict keys are ``<layer>.<param>`` (``conv1.weight``); a stateless node
+  (activation, pooling, reshaping, joins) is a plain function call in ``forward``
+  (``relu1 = torch.relu(conv1)``), as in hand-written code, with no submodule. The
   layer's options (``trainable``, ``init``, ``spectral_norm``) are applied to it then
   (:mod:`.layer_options`); a spectrally normalised weight's keys are
   ``<layer>.parametrizations.weight.original`` and ``<layer>.parametrizations.weight.0._u`` / ``._v``.
@@ -37,7 +39,7 @@ from spdnn.ops import get_op
 from spdnn.passes.infer_shapes import infer_shapes
 
 from .layer_options import apply_layer_options, set_normalised_weight
-from .lowerings import BOUNDARY_OPS, LOWERINGS, UNSUPPORTED, lower
+from .lowerings import BOUNDARY_OPS, LOWERINGS, UNSUPPORTED, Call, Lowered, lower
 
 __all__ = ["InputShapeError", "SpdnnModule", "build_torch_module", "check_input", "load_weights", "read_state_dict",
            "state_dict_bytes"]
@@ -134,9 +136,9 @@ def _check_names(graph: Graph) -> None:
             raise ExportError(message)
 
 
-def _lower_all(graph: Graph) -> dict[str, nn.Module]:
-    """The submodule of every non-boundary node, in graph order."""
-    modules = {}
+def _lower_all(graph: Graph) -> dict[str, Lowered]:
+    """The submodule or function call of every non-boundary node, in graph order."""
+    lowered = {}
     for node in graph:
         if node.op in BOUNDARY_OPS:
             continue
@@ -145,12 +147,15 @@ def _lower_all(graph: Graph) -> dict[str, nn.Module]:
             raise ExportError(f"node {node.name!r}: op {node.op!r} cannot be lowered to torch: {why}")
         in_types = [graph.type_of(v) for v in graph.inputs_of(node.name)]
         meta = graph.meta_of(node.name)
-        modules[node.name] = apply_layer_options(node.name, lower(node, in_types, graph.out_types(node.name)),
-                                                 meta.get(M.LAYER_OPTIONS), meta.get(M.ORIGIN))
-    return modules
+        layer = lower(node, in_types, graph.out_types(node.name))
+        # a stateless call has no parameters: its options are checked against an empty module
+        apply_layer_options(node.name, nn.Module() if isinstance(layer, Call) else layer,
+                            meta.get(M.LAYER_OPTIONS), meta.get(M.ORIGIN))
+        lowered[node.name] = layer
+    return lowered
 
 
-def _emit(graph: Graph) -> fx.Graph:
+def _emit(graph: Graph, lowered: dict[str, Lowered]) -> fx.Graph:
     """The fx graph of ``graph``: placeholders, input checks, one call per layer, the output."""
     taken = {node.name for node in graph}
 
@@ -172,7 +177,11 @@ def _emit(graph: Graph) -> fx.Graph:
         if node.op in BOUNDARY_OPS:
             continue
         args = tuple(value[(v.node, v.port)] for v in graph.inputs_of(node.name))
-        call = out.create_node("call_module", node.name, args, name=node.name)
+        layer = lowered[node.name]
+        if isinstance(layer, Call):
+            call = out.create_node("call_function", layer.fn, args + layer.args, dict(layer.kwargs), name=node.name)
+        else:
+            call = out.create_node("call_module", node.name, args, name=node.name)
         n_out = get_op(node.op).num_outputs(node.attrs)
         if n_out == 1:
             value[(node.name, 0)] = call
@@ -190,7 +199,9 @@ def _build(graph: Graph) -> SpdnnModule:
     if any(M.OUT_TYPES not in graph.meta_of(n.name) for n in graph):
         infer_shapes(graph)
     _check_names(graph)
-    module = SpdnnModule(_lower_all(graph), _emit(graph), class_name="SpdnnModule")
+    lowered = _lower_all(graph)
+    modules = {name: layer for name, layer in lowered.items() if not isinstance(layer, Call)}
+    module = SpdnnModule(modules, _emit(graph, lowered), class_name="SpdnnModule")
     _set_names(module, graph.name, [n.name for n in graph.input_nodes()],
                [n.name for n in graph.output_nodes()])
     return module
