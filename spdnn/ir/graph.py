@@ -235,12 +235,14 @@ class Graph:
 
     def type_of(self, value: ValueLike) -> TensorType:
         """Type of one value (a node output)."""
-        v = self._port_by_index(_as_value(value))
+        v = value if type(value) is Value and type(value.port) is int else self._port_by_index(_as_value(value))
         return self.out_types(v.node)[v.port]
 
     def inputs_of(self, name: str) -> list[Value]:
         """Producers feeding ``name``, ordered by input slot."""
         ins = self._ins[name]
+        if len(ins) < 2:
+            return list(ins.values())
         return [ins[slot] for slot in sorted(ins)]
 
     def users_of(self, name: str) -> list[tuple[str, int, int]]:

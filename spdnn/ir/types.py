@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from math import prod
 
 __all__ = ["BATCH", "Dim", "Shape", "TensorType", "format_shape"]
@@ -30,9 +31,9 @@ class TensorType:
     def rank(self) -> int:
         return len(self.shape)
 
-    @property
+    @cached_property
     def sample_shape(self) -> tuple[int, ...]:
-        """Shape without the batch dimension (all static ints)."""
+        """Shape without the batch dimension (all static ints; computed once)."""
         return tuple(int(d) for d in self.shape[1:])
 
     @property

@@ -407,25 +407,30 @@ def from_networks(parents: list[Graph], name: str = "merged") -> LayerGraph:
         if parent.name in seen_names:
             raise MergeError(f"two parents are called {parent.name!r}; parent names must differ")
         seen_names.add(parent.name)
-    lasts = [_add_parent(lg, parent) for parent in parents]
+    members: dict[str, _MemberParts] = {}
+    lasts = [_add_parent(lg, parent, members) for parent in parents]
     lg.add(OUTPUT, Block(OUTPUT))
     for feeds in lasts:
         for last, edge in feeds:
             lg.connect(last, OUTPUT, edge)
     lg.parents = [p.name for p in parents]
-    for n in lg.layers():  # members keep their own ops (tails are complete only now)
-        b = lg.block(n)
-        m = b.members[0]
-        b.members = [Member(m.parent, m.layer, m.width, b.layer, b.tail, m.in_size, m.sources, m.tail_names)]
+    for block_id, (parent, layer, width, in_size, sources, tail_names) in members.items():
+        b = lg.block(block_id)  # members keep their own ops (tails are complete only now)
+        b.members = [Member(parent, layer, width, b.layer, b.tail, in_size, sources, tuple(tail_names))]
     return lg
 
+
+#: what a block's only member will hold, gathered while its parent is read:
+#: (parent, layer, width, input size, source layers, tail node names)
+_MemberParts = tuple[str, str, int, tuple[int, ...], tuple[str, ...], list[str]]
 
 #: (producing block id or INPUT, transitions since it) -- the sources of one value of a parent
 _Feeds = tuple[tuple[str, tuple[Op, ...]], ...]
 
 
-def _add_parent(lg: LayerGraph, parent: Graph) -> _Feeds:
-    """Add one parent's blocks (rules 1-4); return the feeds of its output."""
+def _add_parent(lg: LayerGraph, parent: Graph, members: dict[str, _MemberParts]) -> _Feeds:
+    """Add one parent's blocks (rules 1-4) and their members' parts to ``members``; return the
+    feeds of its output."""
     ins, outs = parent.input_nodes(), parent.output_nodes()
     if len(ins) != 1 or len(outs) != 1:
         raise MergeError(f"parent {parent.name!r} has {len(ins)} inputs and {len(outs)} outputs; "
@@ -446,17 +451,20 @@ def _add_parent(lg: LayerGraph, parent: Graph) -> _Feeds:
         if node.op in ("input", "output"):
             continue
         preds = parent.inputs_of(node.name)
-        if any(v.port for v in preds) or (len(preds) != 1 and node.op not in JOIN_OPS):
+        if len(preds) == 1 and not preds[0].port:
+            incoming = feeds[preds[0].node]
+        elif any(v.port for v in preds) or node.op not in JOIN_OPS:
             raise MergeError(f"parent {parent.name!r}: node {node.name!r} ({node.op}) joins or splits paths in a "
                              "way SPDNN merging does not take; joins must be 'add' or channel 'concat'")
+        else:
+            incoming = tuple(f for v in preds for f in feeds[v.node])
         if node.op == "concat":
             rank = parent.type_of(preds[0]).rank
             if node.attrs.axis % rank != 1:
                 raise MergeError(f"parent {parent.name!r}: concat {node.name!r} joins on axis {node.attrs.axis}; "
                                  "SPDNN merging takes channel concatenations (axis 1) only")
-            feeds[node.name] = tuple(f for v in preds for f in feeds[v.node])  # rule 5
+            feeds[node.name] = incoming  # rule 5
             continue
-        incoming = tuple(f for v in preds for f in feeds[v.node])
         op = Op(node.op, node.attrs, parent.meta_of(node.name).get(M.LAYER_OPTIONS))
         if node.op in LAYER_OPS or node.op == "add":
             block_id = f"{parent.name}__{node.name}"
@@ -466,10 +474,10 @@ def _add_parent(lg: LayerGraph, parent: Graph) -> _Feeds:
                 width = int(parent.out_types(node.name)[0].shape[1])
             else:
                 width = getattr(node.attrs, "out_channels", None) or node.attrs.out_features
-            in_size = tuple(int(d) for d in parent.type_of(preds[0]).sample_shape[1:])
-            sources = tuple("" if f == INPUT else lg.block(f).members[0].layer for f, _ in incoming)
-            lg.add(block_id, Block(LAYER_OPS.get(node.op, JOIN), op, (), pool,
-                                   [Member(parent.name, node.name, width, in_size=in_size, sources=sources)]))
+            in_size = parent.type_of(preds[0]).sample_shape[1:]
+            sources = tuple("" if f == INPUT else members[f][1] for f, _ in incoming)
+            lg.add(block_id, Block(LAYER_OPS.get(node.op, JOIN), op, (), pool))
+            members[block_id] = (parent.name, node.name, width, in_size, sources, [])
             for f_src, f_trans in incoming:
                 lg.connect(f_src, block_id, Edge.of(parent.name, f_trans))
             pooling[block_id] = pool
@@ -478,9 +486,7 @@ def _add_parent(lg: LayerGraph, parent: Graph) -> _Feeds:
             src = incoming[0][0]
             b = lg.block(src)
             b.tail = (*b.tail, op)
-            m = b.members[0]
-            b.members = [Member(m.parent, m.layer, m.width, in_size=m.in_size, sources=m.sources,
-                                tail_names=(*m.tail_names, node.name))]
+            members[src][5].append(node.name)
             feeds[node.name] = incoming
         else:  # a transition (or an op after a concatenation) applies to every branch it reads
             feeds[node.name] = tuple((src, (*trans, op)) for src, trans in incoming)
