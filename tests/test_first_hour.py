@@ -177,13 +177,38 @@ def test_quiet_and_verbose(tmp_path, capsys):
     assert f"  {tmp_path / 'b' / 'mnist_baseline.onnx'}" in out.splitlines()
 
 
-@pytest.mark.parametrize("command", ["compile", "inspect", "run", "schema"])
+def _subcommands() -> list[str]:
+    """Every subcommand the parser has (so a new command cannot skip its help)."""
+    import argparse
+
+    from spdnn.cli import _parser
+
+    sub = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return sorted(sub.choices)
+
+
+def test_the_help_tests_cover_every_command():
+    assert set(_subcommands()) >= {"compile", "inspect", "run", "list", "schema", "train", "eval", "passes"}
+
+
+@pytest.mark.parametrize("command", _subcommands())
 def test_every_command_has_a_description_and_examples(command, capsys):
     assert main([command, "--help"]) == 0
     text = capsys.readouterr().out
-    assert "examples:\n  spdnn " + command in text
+    examples = text.split("\nexamples:\n", 1)[1].splitlines()
+    assert any(line.strip().startswith(f"spdnn {command}") for line in examples), examples
+    for path in re.findall(r"(?:specs|examples)/[\w./*-]+", "\n".join(examples)):
+        assert list(ROOT.glob(path)), f"spdnn {command} --help names {path}, which does not exist"
     description = text.split("\n\n")[1]
     assert len(description) > 40 and not description.startswith(("positional", "options"))
+
+
+def test_top_level_help_lists_every_command_with_examples(capsys):
+    assert main(["--help"]) == 0
+    text = capsys.readouterr().out
+    for command in _subcommands():
+        assert re.search(rf"^    {command} +\S", text, re.M), command
+    assert "\nexamples:\n  spdnn compile specs/iris/*.yaml" in text
 
 
 def test_internal_errors_exit_1_with_one_line_and_traceback_only_with_v(monkeypatch, capsys):
