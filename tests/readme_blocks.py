@@ -9,6 +9,7 @@ Conventions of the READMEs (invisible when rendered):
   them) are compared as placeholders in that block (timings, random outputs).
 * A ```` ```bash ```` block holds commands, one per line (``#`` comments allowed), whose output
   is not shown.
+* A ```` ```python ```` block is one script, run as written with ``python -c`` (it must succeed).
 * ``<!-- readme-test: skip REASON -->`` just before a block leaves it out, with the reason.
 """
 
@@ -20,7 +21,7 @@ from pathlib import Path
 
 __all__ = ["Command", "anchor_of", "commands_of", "links_of", "matches", "normalise_numbers", "output_paths_of"]
 
-_BLOCK = re.compile(r"(?:<!--\s*readme-test:\s*(?P<mark>[^>]*?)\s*-->\s*\n)?```(?P<lang>console|bash)\n(?P<body>.*?)```",
+_BLOCK = re.compile(r"(?:<!--\s*readme-test:\s*(?P<mark>[^>]*?)\s*-->\s*\n)?```(?P<lang>console|bash|python)\n(?P<body>.*?)```",
                     re.S)
 
 
@@ -35,6 +36,7 @@ class Command:
     numbers_vary: bool = False
     skip: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    python: bool = False
 
     def __str__(self) -> str:
         return f"{self.file.name}:{self.line}: {self.text}"
@@ -50,6 +52,9 @@ def commands_of(readme: Path) -> list[Command]:
         vary = mark == "numbers vary"
         first_line = text.count("\n", 0, m.start("body")) + 1
         body = m["body"].splitlines()
+        if m["lang"] == "python":
+            out.append(Command(readme, first_line, m["body"], None, vary, skip, python=True))
+            continue
         if m["lang"] == "bash":
             for i, line in enumerate(body):
                 command = line.split(" #", 1)[0].strip() if not line.lstrip().startswith("#") else ""

@@ -54,7 +54,8 @@ def test_readme_commands_run_as_written(readme, sandbox):
     for command in commands:
         if command.skip:
             continue
-        proc = subprocess.run(["bash", "-c", command.text], cwd=sandbox, env=_env(), capture_output=True,
+        argv = [sys.executable, "-c", command.text] if command.python else ["bash", "-c", command.text]
+        proc = subprocess.run(argv, cwd=sandbox, env=_env(), capture_output=True,
                               text=True, timeout=600)
         expected_rc = 2 if command.shown and any(line.startswith("spdnn ") and ": error:" in line
                                                  for line in command.shown) else 0
