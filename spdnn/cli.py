@@ -39,7 +39,9 @@ def _parser() -> argparse.ArgumentParser:
 
     common = argparse.ArgumentParser(add_help=False)
     loud = common.add_mutually_exclusive_group()
-    loud.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    loud.add_argument("-q", "--quiet", action="store_true",
+                      help="print no progress or status lines: only errors and the output the command "
+                           "exists for (the table of inspect, list, passes, the schema)")
     loud.add_argument("-v", "--verbose", action="store_true",
                       help="print more (each file written; the traceback of an internal error)")
     limits = argparse.ArgumentParser(add_help=False)

@@ -32,7 +32,7 @@ def add_train_parsers(sub, common: argparse.ArgumentParser) -> None:
             Under torchrun --nproc-per-node N the same command trains data-parallel."""),
         epilog=cli_args.examples(
             "spdnn train examples/06_train_system/classifier.yaml --data train.npz -o runs/clf",
-            "spdnn train examples/06_train_system/gan.yaml --data faces.npz -o runs/gan --epochs 20",
+            "spdnn train examples/06_train_system/gan_aux.yaml --data vectors.npz -o runs/gan --epochs 20",
             "spdnn train model.yaml --data d.npz -o runs/m --resume        # after Ctrl-C",
             "torchrun --nproc-per-node 2 -m spdnn train model.yaml --data d.npz -o runs/ddp"))
     t.add_argument("spec", metavar="SPEC_OR_SYSTEM", help="a network spec (.yaml or .onnx), a system spec, or a shipped name (spdnn list)")

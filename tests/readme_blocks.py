@@ -9,6 +9,7 @@ Conventions of the READMEs (invisible when rendered):
   them) are compared as placeholders in that block (timings, random outputs).
 * A ```` ```bash ```` block holds commands, one per line (``#`` comments allowed), whose output
   is not shown.
+* A ```` ```python ```` block is one script, run as written with ``python -c`` (it must succeed).
 * ``<!-- readme-test: skip REASON -->`` just before a block leaves it out, with the reason.
 """
 
@@ -18,9 +19,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Command", "commands_of", "matches", "normalise_numbers"]
+__all__ = ["Command", "anchor_of", "commands_of", "links_of", "matches", "normalise_numbers", "output_paths_of"]
 
-_BLOCK = re.compile(r"(?:<!--\s*readme-test:\s*(?P<mark>[^>]*?)\s*-->\s*\n)?```(?P<lang>console|bash)\n(?P<body>.*?)```",
+_BLOCK = re.compile(r"(?:<!--\s*readme-test:\s*(?P<mark>[^>]*?)\s*-->\s*\n)?```(?P<lang>console|bash|python)\n(?P<body>.*?)```",
                     re.S)
 
 
@@ -35,6 +36,7 @@ class Command:
     numbers_vary: bool = False
     skip: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    python: bool = False
 
     def __str__(self) -> str:
         return f"{self.file.name}:{self.line}: {self.text}"
@@ -50,6 +52,9 @@ def commands_of(readme: Path) -> list[Command]:
         vary = mark == "numbers vary"
         first_line = text.count("\n", 0, m.start("body")) + 1
         body = m["body"].splitlines()
+        if m["lang"] == "python":
+            out.append(Command(readme, first_line, m["body"], None, vary, skip, python=True))
+            continue
         if m["lang"] == "bash":
             for i, line in enumerate(body):
                 command = line.split(" #", 1)[0].strip() if not line.lstrip().startswith("#") else ""
@@ -100,3 +105,39 @@ def matches(shown: list[str], printed: list[str], numbers_vary: bool = False) ->
     if anchored_end and segments[-1] and pos != len(printed):
         return f"printed more lines after the shown ones: {printed[pos:pos + 3]!r}"
     return None
+
+
+_FENCE = re.compile(r"^```.*?^```", re.S | re.M)
+_INLINE_CODE = re.compile(r"`([^`\n]+)`")
+_OUT_PATH = re.compile(r"(?<![\w/.])out/[\w./*{}-]+")
+_LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def output_paths_of(readme: Path) -> list[str]:
+    """Glob patterns of the ``out/...`` paths that the README's prose names in inline code.
+
+    ``{1..4}`` stands for each number, ``X.dot/.mmd`` for ``X.dot`` and ``X.mmd``; placeholders
+    such as ``out/<name>`` are left out (they name no file)."""
+    prose = _FENCE.sub("", readme.read_text(encoding="utf-8"))
+    out: list[str] = []
+    for code in _INLINE_CODE.findall(prose):
+        for m in _OUT_PATH.finditer(code):
+            if code[m.end():m.end() + 1] == "<":
+                continue
+            path = re.sub(r"\{(\d+)\.\.(\d+)\}", "*", m[0].rstrip("./"))
+            stem, *alternatives = path.split("/.")
+            suffix = stem.rsplit(".", 1)[1] if alternatives and "." in stem.rsplit("/", 1)[-1] else None
+            out.append(stem)
+            out += [stem[:-len(suffix)] + alt for alt in alternatives] if suffix else []
+    return out
+
+
+def anchor_of(heading: str) -> str:
+    """GitHub's anchor of a heading: lower case, punctuation dropped, spaces as '-'."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def links_of(readme: Path) -> list[str]:
+    """Targets of the README's relative links (``docs/x.md``, ``#section``), in order."""
+    prose = _FENCE.sub("", readme.read_text(encoding="utf-8"))
+    return [t for t in _LINK.findall(prose) if "://" not in t and not t.startswith("mailto:")]

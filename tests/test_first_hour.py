@@ -128,6 +128,19 @@ def test_mermaid_front_matter_and_labels_are_escaped(tmp_path):
     assert ids == ["n_end", "n_graph", "out"]
 
 
+@pytest.mark.parametrize("text", ['a "b" #1', "x<y> & z", "#quot; literal", "end", "it's: a, b --- c", "%% {x}"])
+def test_mermaid_label_and_title_escaping_round_trips(text):
+    from spdnn.render import mermaid_text, mermaid_title
+
+    label = mermaid_text(text)
+    assert not set('"<>') & set(label)
+    assert re.fullmatch(r"([^#]|#(quot|35|lt|gt);)*", label), label  # every '#' starts an entity code
+    decoded = re.sub(r"#(quot|35|lt|gt);", lambda m: {"quot": '"', "35": "#", "lt": "<", "gt": ">"}[m[1]], label)
+    assert decoded == text
+    front = mermaid_title(text)
+    assert front[0] == front[-1] == "---" and yaml.safe_load("\n".join(front[1:-1])) == {"title": text}
+
+
 def test_stage_pictures_render(tmp_path):
     assert main(["compile", *map(str, IRIS), "-o", str(tmp_path), "-q"]) == 0
     for stage in sorted(tmp_path.glob("*.stage*.mmd")):
@@ -175,15 +188,45 @@ def test_quiet_and_verbose(tmp_path, capsys):
     assert main(["compile", str(BASELINE), "-o", str(tmp_path / "b"), "-v"]) == 0
     out = capsys.readouterr().out
     assert f"  {tmp_path / 'b' / 'mnist_baseline.onnx'}" in out.splitlines()
+    assert main(["inspect", str(BASELINE), "-q"]) == 0  # the table is what inspect is for: -q keeps it
+    assert capsys.readouterr().out.startswith("model mnist_baseline\n")
+    assert main(["run", str(tmp_path / "a" / "mnist_baseline.onnx"), "--random", "-o", str(tmp_path / "y.npz"),
+                 "-q"]) == 0
+    assert capsys.readouterr().out == "" and (tmp_path / "y.npz").is_file()
 
 
-@pytest.mark.parametrize("command", ["compile", "inspect", "run", "schema"])
+def _subcommands() -> list[str]:
+    """Every subcommand the parser has (so a new command cannot skip its help)."""
+    import argparse
+
+    from spdnn.cli import _parser
+
+    sub = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return sorted(sub.choices)
+
+
+def test_the_help_tests_cover_every_command():
+    assert set(_subcommands()) >= {"compile", "inspect", "run", "list", "schema", "train", "eval", "passes"}
+
+
+@pytest.mark.parametrize("command", _subcommands())
 def test_every_command_has_a_description_and_examples(command, capsys):
     assert main([command, "--help"]) == 0
     text = capsys.readouterr().out
-    assert "examples:\n  spdnn " + command in text
+    examples = text.split("\nexamples:\n", 1)[1].splitlines()
+    assert any(line.strip().startswith(f"spdnn {command}") for line in examples), examples
+    for path in re.findall(r"(?:specs|examples)/[\w./*-]+", "\n".join(examples)):
+        assert list(ROOT.glob(path)), f"spdnn {command} --help names {path}, which does not exist"
     description = text.split("\n\n")[1]
     assert len(description) > 40 and not description.startswith(("positional", "options"))
+
+
+def test_top_level_help_lists_every_command_with_examples(capsys):
+    assert main(["--help"]) == 0
+    text = capsys.readouterr().out
+    for command in _subcommands():
+        assert re.search(rf"^    {command} +\S", text, re.M), command
+    assert "\nexamples:\n  spdnn compile specs/iris/*.yaml" in text
 
 
 def test_internal_errors_exit_1_with_one_line_and_traceback_only_with_v(monkeypatch, capsys):

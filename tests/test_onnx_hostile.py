@@ -67,13 +67,17 @@ class MLP(nn.Module):
 
 
 class Padded(nn.Module):
+    """F.pad(mode=...) before a conv; mode 'ReflectionPad2d' uses the module nn.ReflectionPad2d."""
+
     def __init__(self, mode: str):
         super().__init__()
         self.mode = mode
+        self.pad = nn.ReflectionPad2d((1, 2, 3, 1)) if mode == "ReflectionPad2d" else None
         self.conv = nn.Conv2d(3, 4, 3)
 
     def forward(self, x):
-        return self.conv(nn.functional.pad(x, (1, 2, 3, 1), mode=self.mode))
+        padded = self.pad(x) if self.pad is not None else nn.functional.pad(x, (1, 2, 3, 1), mode=self.mode)
+        return self.conv(padded)
 
 
 SHAPES = {"cnn": (1, 8, 8), "unet": (2, 8, 8), "mlp": (6,)}
@@ -134,7 +138,7 @@ def set_attribute(n: onnx.NodeProto, attr: AttributeProto) -> None:
 
 
 # ---------------------------------------------------------------- constant folding
-@pytest.mark.parametrize("mode", ["reflect", "replicate"])
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "ReflectionPad2d"])
 @pytest.mark.parametrize("opset", OPSETS)
 def test_torch_padding_models_import_and_match_torch(mode, opset):
     torch.manual_seed(0)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT
-from readme_blocks import commands_of, matches
+from readme_blocks import anchor_of, commands_of, links_of, matches, output_paths_of
 
 READMES = [ROOT / "README.md", *sorted((ROOT / "examples").glob("*/README.md"))]
 #: The README's install and test commands: CI runs exactly these (.ci/run), not this test.
@@ -54,7 +54,8 @@ def test_readme_commands_run_as_written(readme, sandbox):
     for command in commands:
         if command.skip:
             continue
-        proc = subprocess.run(["bash", "-c", command.text], cwd=sandbox, env=_env(), capture_output=True,
+        argv = [sys.executable, "-c", command.text] if command.python else ["bash", "-c", command.text]
+        proc = subprocess.run(argv, cwd=sandbox, env=_env(), capture_output=True,
                               text=True, timeout=600)
         expected_rc = 2 if command.shown and any(line.startswith("spdnn ") and ": error:" in line
                                                  for line in command.shown) else 0
@@ -63,6 +64,8 @@ def test_readme_commands_run_as_written(readme, sandbox):
             printed = (proc.stdout + proc.stderr).splitlines()
             problem = matches(command.shown, printed, command.numbers_vary)
             assert problem is None, f"{command}: {problem}\nprinted:\n" + "\n".join(printed[:60])
+    missing = [path for path in output_paths_of(readme) if not any(sandbox.glob(path))]
+    assert not missing, f"{readme.name} names output files that its commands did not write: {missing}"
 
 
 def test_readme_op_table_is_the_registry():
@@ -79,3 +82,27 @@ def test_every_example_readme_runs_its_scripts(readme):
     commands = [c.text for c in commands_of(readme)]
     assert any(c.startswith(("python ", "spdnn ")) for c in commands), readme
     assert (readme.parent / "README.md").is_file() and any(readme.parent.glob("*.py"))
+
+
+DOCS = [*READMES, *sorted((ROOT / "specs").glob("*/README.md")), *sorted((ROOT / "docs").glob("*.md"))]
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=[str(p.relative_to(ROOT)) for p in DOCS])
+def test_relative_links_point_at_files_and_sections_that_exist(doc):
+    text = doc.read_text(encoding="utf-8")
+    anchors = {anchor_of(line.lstrip("#")) for line in text.splitlines() if line.startswith("#")}
+    for target in links_of(doc):
+        path, _, anchor = target.partition("#")
+        if path:
+            assert (doc.parent / path).exists(), f"{doc.name} links to {path}, which does not exist"
+        elif anchor:
+            assert anchor in anchors, f"{doc.name} links to #{anchor}, a section it does not have"
+
+
+def test_pyproject_names_only_readme_sections_that_exist():
+    import re
+
+    sections = {line.lstrip("#").strip() for line in (ROOT / "README.md").read_text().splitlines()
+                if line.startswith("#")}
+    named = re.findall(r'README\S* "([^"]+)" section', (ROOT / "pyproject.toml").read_text())
+    assert named and set(named) <= sections, named

@@ -33,3 +33,10 @@ def test_numbers_vary_only_where_marked():
     assert normalise_numbers("350.4 k params, 8.61 GFLOPs, 1,570 in 0.3 s") == "# params, #FLOPs, # in # s"
     assert matches(["min 0.5"], ["min 0.4981"], numbers_vary=True) is None
     assert matches(["min 0.5"], ["min 0.4981"]) is not None
+
+
+def test_python_blocks_are_one_script_each(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("```python\nimport spdnn\nprint(1)\n```\n```toml\n[x]\n```\n")
+    [command] = commands_of(readme)
+    assert command.python and command.text == "import spdnn\nprint(1)\n" and command.shown is None
