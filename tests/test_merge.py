@@ -347,3 +347,28 @@ def test_app_b_depth_merge_topology():
     module = spdnn.build_torch(g).eval()
     with torch.no_grad():
         assert module(torch.rand(2, 2, 80, 264)).shape == (2, 1, 80, 264)
+
+
+def test_merge_restores_the_garbage_collector_and_keeps_the_programs_frozen_objects():
+    """The merge pauses the cyclic collector and hands its survivors to the oldest generation
+    (freeze + unfreeze); the collector's state is as before, and objects the program froze stay
+    frozen (the trick is skipped then)."""
+    import gc
+
+    parents = IRIS[:2]
+    assert gc.isenabled()
+    merge_networks(parents, "iris")
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    gc.disable()
+    try:
+        merge_networks(parents, "iris")
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        merge_networks(parents, "iris")
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()

@@ -96,7 +96,9 @@ class OpAttrs(BaseModel):
     def _strict_scalars(cls, value: Any, info: ValidationInfo) -> Any:
         """No booleans where a number is expected (``out_channels: true``) and no NaN or
         infinity anywhere (also not spelled as text: ``"nan"``)."""
-        kinds = _scalar_kinds(cls.model_fields[info.field_name].annotation)
+        kinds = _FIELD_KINDS.get((cls, info.field_name))
+        if kinds is None:
+            kinds = _FIELD_KINDS[(cls, info.field_name)] = _scalar_kinds(cls.model_fields[info.field_name].annotation)
         for item in value if isinstance(value, (list, tuple)) else (value,):
             if isinstance(item, bool) and bool not in kinds:
                 raise ValueError("expected a number, not a boolean")
@@ -104,6 +106,10 @@ class OpAttrs(BaseModel):
             if isinstance(number, float) and not math.isfinite(number):
                 raise ValueError("expected a finite number, not NaN or infinity")
         return value
+
+
+#: (attrs model, field) -> the scalar types its annotation accepts (computed once per field)
+_FIELD_KINDS: dict[tuple[type, str], set[type]] = {}
 
 
 def _as_number(text: str) -> float | None:
