@@ -272,6 +272,8 @@ class Graph:
     def _lexicographic_topo_order(self) -> list[str]:
         """Kahn's algorithm taking the smallest insertion index among the ready nodes."""
         recs = self._recs
+        if all(recs[v.node].index < recs[n].index for n, ins in self._ins.items() for v in ins.values()):
+            return list(recs)  # insertion order is topological: it is the answer
         waiting = {n: len(ins) for n, ins in self._ins.items()}  # one per edge, as networkx counts
         ready = [(recs[n].index, n) for n, k in waiting.items() if k == 0]
         heapq.heapify(ready)

@@ -33,8 +33,9 @@ def label_from_input(lg: LayerGraph) -> LayerGraph:
             block.label = None
             continue
         else:
-            step = 0 if block.kind == JOIN else 1
-            distance[n] = step + max(distance[p] for p in lg.predecessors(n, ordered=False))
+            preds = lg.predecessors(n, ordered=False)
+            longest = distance[preds[0]] if len(preds) == 1 else max(distance[p] for p in preds)
+            distance[n] = longest + (0 if block.kind == JOIN else 1)
         block.label = (block.structure, distance[n])
     return lg
 

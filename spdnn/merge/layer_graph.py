@@ -25,9 +25,10 @@ Rules of the translation from an IR network (thesis S1 R1-R3, S3 L3379-3382):
 
 from __future__ import annotations
 
+import functools
+import heapq
 import itertools
 import json
-import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -118,9 +119,14 @@ class Member:
     tail_names: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     def variant(self) -> tuple:
-        """What a merged layer keeps of one member: layer geometry and tail ops."""
-        return (self.op.geometry() if self.op else (), self.op.options_text() if self.op else "",
-                tuple((op.op, op.attrs, op.options_text()) for op in self.tail))
+        """What a merged layer keeps of one member: layer geometry and tail ops (computed once:
+        every contraction and the rebuild vote with it)."""
+        cached = self.__dict__.get("_variant")
+        if cached is None:
+            cached = (self.op.geometry() if self.op else (), self.op.options_text() if self.op else "",
+                      tuple((op.op, op.attrs, op.options_text()) for op in self.tail))
+            object.__setattr__(self, "_variant", cached)
+        return cached
 
     def __str__(self) -> str:
         return f"{self.parent}.{self.layer}"
@@ -158,15 +164,9 @@ class Block:
         """The label's structure part as the thesis writes it: 3C, 30F, 3C8P (S1 L1140-1146)."""
         if self.kind in (INPUT, OUTPUT):
             return self.kind
-        if self.kind == JOIN:
-            pool, unpool = _products(self.pooling)
-            return "+" + (f"{pool}P" if pool > 1 else "") + (f"{unpool}U" if unpool > 1 else "")
         if self.kind == "F":
             return f"{self.layer.attrs.out_features}F"
-        kh, kw = self.kernel
-        size = f"{kh}" if kh == kw else f"{kh}x{kw}"
-        pool, unpool = _products(self.pooling)
-        return f"{size}{self.kind}" + (f"{pool}P" if pool > 1 else "") + (f"{unpool}U" if unpool > 1 else "")
+        return _structure(self.kind, self.kernel, self.pooling)
 
     @property
     def slug(self) -> str:
@@ -180,6 +180,17 @@ class Block:
         a = self.layer.attrs.model_dump(mode="json")
         geometry = tuple((k, str(a[k])) for k in ("stride", "padding", "dilation", "groups") if k in a)
         return (self.structure, geometry, tuple(op.signature() for op in self.tail))
+
+
+@functools.cache
+def _structure(kind: str, kernel: tuple[int, int] | None, pooling: tuple[int, ...]) -> str:
+    """The structure of a conv-like layer or a residual add (few distinct values: cached)."""
+    pool, unpool = _products(pooling)
+    suffix = (f"{pool}P" if pool > 1 else "") + (f"{unpool}U" if unpool > 1 else "")
+    if kind == JOIN:
+        return "+" + suffix
+    kh, kw = kernel
+    return (f"{kh}" if kh == kw else f"{kh}x{kw}") + kind + suffix
 
 
 def _slug(block: Block) -> str:
@@ -275,6 +286,10 @@ class LayerGraph:
         """Topological order, ties broken by insertion (cached until the structure changes)."""
         if self._order is None:
             index = self._index
+            by_index = sorted(self._blocks, key=index.__getitem__)
+            if all(index[u] < index[v] for u, succ in self._succ.items() for v in succ):
+                self._order = by_index  # insertion order is topological: it is the answer
+                return list(by_index)
             waiting = {n: len(p) for n, p in self._pred.items()}
             ready = [(index[n], n) for n, k in waiting.items() if k == 0]
             heapq.heapify(ready)
