@@ -7,6 +7,7 @@ import pytest
 
 import spdnn
 from spdnn import Graph, Value, VerifyError
+from spdnn.ir.graph import Node
 from spdnn.ir.naming import sanitize, unique_name
 
 
@@ -162,3 +163,14 @@ def test_output_ports_by_name_resolve_to_their_index():
     assert g.type_of(("pool", "hh")) == g.type_of(("pool", 3))
     with pytest.raises(VerifyError, match="haar_pool node 'pool' has no output port 'zz'"):
         g.add_node("bad", "relu", {}, [("pool", "zz")])
+
+
+def test_verify_names_attributes_of_another_op():
+    g = Graph("swapped")
+    x = g.add_node("x", "input", {"shape": [4]})
+    fc = g.add_node("fc", "linear", {"out_features": 2}, inputs=[x])
+    g.add_node("y", "output", inputs=[fc])
+    relu_attrs = g.add_node("r", "relu", {}, inputs=[fc]).attrs
+    g.replace_node("fc", Node("fc", "linear", relu_attrs))
+    with pytest.raises(VerifyError, match="fc: attributes are .*, linear needs LinearAttrs"):
+        g.verify()

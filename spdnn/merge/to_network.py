@@ -98,9 +98,9 @@ def to_network(lg: LayerGraph, widths: dict[str, int] | None = None, align: Alig
             x = b.add(f"{n}_{op.op}", op.op, op.attrs, [x])
             _keep_options(b.g, x.node, op)
             made.append(x.node)
+        merged_from, label = [str(m) for m in block.members], format_label(block.label)
         for name in made:  # provenance (rule 6)
-            b.g.meta_of(name).update({M.MERGED_FROM: [str(m) for m in block.members],
-                                      M.SPDNN_LABEL: format_label(block.label)})
+            b.g.meta_of(name).update({M.MERGED_FROM: list(merged_from), M.SPDNN_LABEL: label})
         values[n] = x
     finals = [_Branch(_through_edge(b, lg, p, OUTPUT, values, after_edge), _pool_kind(lg, p, OUTPUT))
               for p in out_preds]
