@@ -21,6 +21,7 @@ from spdnn import cli_args
 
 from spdnn.cli_passes import add_pass_arguments, add_passes_parser, apply_cli_passes, cmd_passes, load_cli_plugins
 from spdnn.cli_train import add_train_parsers, cmd_eval, cmd_train
+from spdnn.errors import first_line
 
 __all__ = ["main"]
 
@@ -357,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
 
             traceback.print_exc()
         print(f"{command}: internal error (a bug in spdnn: please report it with the command and its "
-              f"inputs; -v shows the traceback): {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}",
+              f"inputs; -v shows the traceback): {type(e).__name__}: {first_line(e) if str(e).strip() else ''}",
               file=sys.stderr)
         return 1
     finally:
