@@ -46,7 +46,7 @@ def add_train_parsers(sub, common: argparse.ArgumentParser) -> None:
     t.add_argument("--batch-size", type=cli_args.positive_int, help="global batch size (default: the system's, else 32)")
     t.add_argument("--patience", type=int, default=None, metavar="N",
                    help="stop after N epochs without a better validation loss (default: off)")
-    t.add_argument("--seed", type=int, default=0, help="seed of weights, split, shuffling and noise (default 0)")
+    t.add_argument("--seed", type=cli_args.seed, default=0, help="seed of weights, split, shuffling and noise (default 0)")
     t.add_argument("--device", default="auto", help="auto (CUDA when torch sees it), cpu or cuda")
     t.add_argument("--amp", action="store_true", help="bfloat16 mixed precision (CUDA only)")
     t.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its last.pt")

@@ -59,7 +59,8 @@ def _names_to(v: Any, ok) -> bool:
 
 #: The fields of a ``last.pt`` checkpoint besides the state dicts, each with its rule.
 _PROGRESS = {
-    "settings": ("a mapping", lambda v: isinstance(v, dict)),
+    "system": ("a name", lambda v: isinstance(v, str)),
+    "settings": ("a mapping of integers", lambda v: _names_to(v, _is_int)),
     "epoch": ("an integer >= 0", lambda v: _is_int(v) and v >= 0),
     "step": ("an integer >= 0", lambda v: _is_int(v) and v >= 0),
     "networks": ("a mapping of state dicts", lambda v: _names_to(v, lambda x: isinstance(x, dict))),

@@ -1,0 +1,191 @@
+"""Hostile input to every command besides inspect (issue 9's fuzz campaign over compile, run,
+train, eval, passes, schema, --pass, --plugin, checkpoints and data files): each case found by the
+campaign ends in exit code 2 with a message naming the file (or flag) at fault, never an
+internal error (exit 1) or a traceback."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import struct
+
+import numpy as np
+import pytest
+import torch
+from conftest import ROOT
+
+from spdnn.cli import main
+
+SPEC = ROOT / "examples/06_train_system/classifier.yaml"
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny training run of the example classifier: its data, run folder and ONNX export."""
+    d = tmp_path_factory.mktemp("trained")
+    rng = np.random.default_rng(0)
+    np.savez(d / "images.npz", x=rng.normal(0, 1, (32, 1, 8, 8)).astype("float32"), y=rng.integers(0, 2, 32))
+    np.save(d / "x.npy", rng.normal(0, 1, (2, 1, 8, 8)).astype("float32"))
+    assert main(["train", str(SPEC), "--data", str(d / "images.npz"), "-o", str(d / "run"), "--epochs", "1", "-q"]) == 0
+    return d
+
+
+def run_cli(capsys, *argv) -> tuple[int, str]:
+    code = main([str(a) for a in argv])
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "internal error" not in err, err
+    return code, err
+
+
+# ---------------------------------------------------------------- .npz data and .npy headers
+def _damaged_member(path, data):
+    """An .npz whose local file header of the first member is overwritten (central directory intact)."""
+    data.write_bytes(path.read_bytes())
+    blob = bytearray(data.read_bytes())
+    blob[0:4] = b"XXXX"  # the first local header's magic number
+    data.write_bytes(bytes(blob))
+
+
+@pytest.mark.parametrize("command", ["train", "eval"])
+def test_a_damaged_npz_member_names_the_file_and_array(trained, tmp_path, capsys, command):
+    data = tmp_path / "data.npz"
+    _damaged_member(trained / "images.npz", data)
+    model = trained / "run" / "tiny_classifier.onnx"
+    argv = (["train", SPEC, "--data", data, "-o", tmp_path / "run", "-q"] if command == "train"
+            else ["eval", model, "--data", data])
+    code, err = run_cli(capsys, *argv)
+    assert code == 2 and f"data {data}: array 'x': cannot be read from the .npz file (damaged?)" in err
+
+
+def _npy_with_header(path, header: str) -> None:
+    h = header.encode()
+    h += b" " * ((64 - (10 + len(h) + 1) % 64) % 64) + b"\n"
+    path.write_bytes(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(h)) + h + b"\0" * 64)
+
+
+@pytest.mark.parametrize("header", [
+    "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 1, 8, 8)",  # unclosed: tokenize.TokenError
+    "__import__('os').system('echo pwned')",
+    "{'descr': '<U99999999999', 'fortran_order': False, 'shape': (2,), }",
+])
+def test_a_broken_npy_header_is_not_a_npy_file(trained, tmp_path, capsys, header):
+    path = tmp_path / "x.npy"
+    _npy_with_header(path, header)
+    code, err = run_cli(capsys, "run", trained / "run" / "tiny_classifier.onnx", "-i", path)
+    assert code == 2 and f"input {path}: " in err
+
+
+def test_run_names_the_file_of_a_wrong_shape_and_an_empty_file_name(trained, tmp_path, capsys):
+    model = trained / "run" / "tiny_classifier.onnx"
+    np.save(tmp_path / "flat.npy", np.zeros((2, 64), np.float32))
+    code, err = run_cli(capsys, "run", model, "-i", f"image={tmp_path / 'flat.npy'}")
+    assert code == 2 and f"input 'image' ({tmp_path / 'flat.npy'}): expected shape ('N', 1, 8, 8), got (2, 64)" in err
+    code, err = run_cli(capsys, "run", model, "-i", "image=")
+    assert code == 2 and "--input 'image=': no file name" in err
+
+
+@pytest.mark.parametrize("command", ["run", "compile", "train"])
+def test_a_negative_seed_is_a_usage_error(trained, tmp_path, capsys, command):
+    argv = {"run": ["run", trained / "run" / "tiny_classifier.onnx", "--random"],
+            "compile": ["compile", SPEC, "-o", tmp_path / "o"],
+            "train": ["train", SPEC, "--data", trained / "images.npz", "-o", tmp_path / "r"]}[command]
+    code, err = run_cli(capsys, *argv, "--seed", "-1")
+    assert code == 2 and "--seed: expected a seed from 0 to 2**63 - 1, got -1" in err
+
+
+# ---------------------------------------------------------------- checkpoints
+def _resume(trained, tmp_path, capsys, change, epochs=2):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained / "run", run)
+    change(run)
+    return run, run_cli(capsys, "train", SPEC, "--data", trained / "images.npz", "-o", run, "--epochs", epochs,
+                        "--resume", "-q")
+
+
+def _edit_last(edit):
+    def change(run):
+        ckpt = torch.load(run / "last.pt", weights_only=True)
+        edit(ckpt)
+        torch.save(ckpt, run / "last.pt")
+    return change
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda c: c.update(settings=[1]), "field 'settings' must be a mapping of integers"),
+    (lambda c: c["settings"].update(seed=torch.zeros(3)), "field 'settings' must be a mapping of integers"),
+    (lambda c: c["settings"].update(seed=7), "the run was started with seed 7"),
+    (lambda c: c.update(system=["x"]), "field 'system' must be a name"),
+    (lambda c: c.update(epoch="x"), "field 'epoch' must be an integer >= 0"),
+    (lambda c: c.update(step=-5), "field 'step' must be an integer >= 0"),
+    (lambda c: c.update(history=[{"epoch": "one"}]), "field 'history' must be a list of metric rows"),
+    (lambda c: c.update(best={}), "field 'best' must be the best epoch's record"),
+    (lambda c: c["rng"].update(torch=torch.zeros(3)), "field 'rng' must be the two random generator states"),
+    (lambda c: c.update(sums={"loss": 1.0}), "fields 'sums' and 'counts' name different losses"),
+    (lambda c: c.pop("balances"), "field 'balances' is missing"),
+    (lambda c: c["networks"]["model"].update({"conv1.weight": torch.zeros(2, 2)}), "does not fit this system"),
+    (lambda c: c["optimizers"]["opt"].update(param_groups=5), "does not fit this system"),
+])
+def test_a_damaged_checkpoint_is_refused_on_resume(trained, tmp_path, capsys, edit, message):
+    _, (code, err) = _resume(trained, tmp_path, capsys, _edit_last(edit))
+    assert code == 2 and message in err, err
+
+
+def test_a_pickle_with_code_is_refused_and_never_runs(trained, tmp_path, capsys):
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    def change(run):
+        (run / "last.pt").write_bytes(pickle.dumps({"format": Evil()}))
+
+    _, (code, err) = _resume(trained, tmp_path, capsys, change)
+    assert code == 2 and "cannot be read as a torch checkpoint with weights_only=True" in err
+    assert not marker.exists()
+
+
+def test_a_best_checkpoint_of_another_network_is_refused_at_export(trained, tmp_path, capsys):
+    def change(run):
+        best = torch.load(run / "best.pt", weights_only=True)
+        best["networks"] = {"model": {"nope": torch.zeros(1)}}
+        torch.save(best, run / "best.pt")
+
+    run, (code, err) = _resume(trained, tmp_path, capsys, change, epochs=1)  # nothing left to train: export
+    assert code == 2 and f"{run / 'best.pt'} does not hold the weights of network 'model'" in err
+
+
+def test_eval_weights_of_the_wrong_shapes_are_refused(trained, tmp_path, capsys):
+    state = torch.load(trained / "run" / "tiny_classifier.pt", weights_only=True)
+    state = {k: torch.zeros(1) for k in state}
+    torch.save(state, tmp_path / "w.pt")
+    code, err = run_cli(capsys, "eval", SPEC, "--weights", tmp_path / "w.pt", "--data", trained / "images.npz")
+    assert code == 2 and f"weights {tmp_path / 'w.pt'} do not fit the network" in err
+
+
+# ---------------------------------------------------------------- plugins, output files
+def test_a_plugin_that_exits_is_reported_as_a_plugin_error(tmp_path, capsys, monkeypatch):
+    (tmp_path / "exiting_plugin.py").write_text("import sys\nsys.exit(3)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    code, err = run_cli(capsys, "passes", "--plugin", "exiting_plugin")
+    assert code == 2 and "plugin exiting_plugin could not be loaded: SystemExit: 3" in err
+
+
+def test_an_output_file_in_a_missing_folder_names_the_file(tmp_path, capsys):
+    target = tmp_path / "no" / "such" / "schema.json"
+    code, err = run_cli(capsys, "schema", "-o", target)
+    assert code == 2 and f"cannot write {target}: no such file or directory" in err
+
+
+def test_a_half_written_file_of_a_killed_run_is_removed_by_the_next_write(tmp_path, capsys):
+    dead = 2**22 + 12345  # above the default pid_max: no such process
+    leftover = tmp_path / f".spdnn-file-schema.json-{dead}-abc123"
+    leftover.write_bytes(b"half")
+    mine = tmp_path / f".spdnn-file-schema.json-{os.getpid()}-def456"  # a live writer's file stays
+    mine.write_bytes(b"busy")
+    assert main(["schema", "-o", str(tmp_path / "schema.json")]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["schema.json", mine.name])
