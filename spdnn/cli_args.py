@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import math
 
-__all__ = ["FORMAT", "budget", "count", "examples", "fraction", "positive_float", "positive_int", "seed"]
+__all__ = ["FORMAT", "budget", "count", "examples", "fraction", "non_negative_float",
+           "non_negative_int", "positive_float", "positive_int", "seed"]
 
 #: Keep the line breaks of descriptions and example epilogs.
 FORMAT = argparse.RawDescriptionHelpFormatter
@@ -41,6 +42,16 @@ def seed(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
     if not 0 <= value <= SEED_MAX:
         raise argparse.ArgumentTypeError(f"expected a seed from 0 to 2**63 - 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
     return value
 
 
@@ -85,3 +96,7 @@ def fraction(text: str) -> float:
 
 def positive_float(text: str) -> float:
     return _finite(text, lambda v: v > 0, "a positive number")
+
+
+def non_negative_float(text: str) -> float:
+    return _finite(text, lambda v: v >= 0, "a finite number >= 0")

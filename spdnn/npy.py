@@ -28,6 +28,8 @@ def read_array(f: BinaryIO, available: int, what: str) -> np.ndarray:
         shape, fortran, dtype = header(f, max_header_size=10_000)
     except Exception:  # numpy parses the header as Python text: any error there means a damaged file
         raise SpdnnError(f"{what}: not a .npy array file (numpy.save writes one)") from None
+    if any(d < 0 for d in shape):
+        raise SpdnnError(f"{what}: the header gives a negative dimension (shape {shape}); the file is damaged")
     if dtype.hasobject or dtype.kind not in "fiub":
         raise SpdnnError(f"{what}: dtype {dtype} is not numeric; save a float32 array")
     count = math.prod(shape)

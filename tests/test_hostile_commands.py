@@ -189,3 +189,43 @@ def test_a_half_written_file_of_a_killed_run_is_removed_by_the_next_write(tmp_pa
     mine.write_bytes(b"busy")
     assert main(["schema", "-o", str(tmp_path / "schema.json")]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["schema.json", mine.name])
+
+
+def test_a_npy_header_with_a_negative_dimension_is_refused(trained, tmp_path, capsys):
+    path = tmp_path / "x.npy"
+    _npy_with_header(path, "{'descr': '<f4', 'fortran_order': False, 'shape': (-1, 1, 8, 8), }")
+    code, err = run_cli(capsys, "run", trained / "run" / "tiny_classifier.onnx", "-i", path)
+    assert code == 2 and f"input {path}: the header gives a negative dimension" in err
+
+
+@pytest.mark.parametrize("flag,value,message", [
+    ("--momentum", "-1", "expected a finite number >= 0, got -1.0"),
+    ("--momentum", "nan", "expected a finite number >= 0, got nan"),
+    ("--patience", "-1", "expected an integer >= 0, got -1"),
+])
+def test_train_flags_out_of_range_are_usage_errors(trained, tmp_path, capsys, flag, value, message):
+    code, err = run_cli(capsys, "train", SPEC, "--data", trained / "images.npz", "-o", tmp_path / "r", flag, value)
+    assert code == 2 and f"argument {flag}: {message}" in err
+
+
+# ---------------------------------------------------------------- system specs: strict types
+GAN = ROOT / "examples/06_train_system/gan_aux.yaml"
+
+
+@pytest.mark.parametrize("old,new,where,message", [
+    ("spdnn: 1", "spdnn: true", "4:8", "the format version is the integer 1, got True"),
+    ("epochs: 3", "epochs: true", "52:11", "training.epochs: expected a valid integer (got True)"),
+    ("batch_size: 16", "batch_size: 16.0", "53:15", "training.batch_size: expected a valid integer"),
+    ("lr: 2.0e-4, betas: [0.5, 0.999], networks: [D]", "lr: .nan, betas: [0.5, 0.999], networks: [D]", "48:27",
+     "optimizers.opt_d.lr: expected a finite number (got nan)"),
+    ("nesterov: true", "nesterov: 1", "50:57", "optimizers.opt_c.nesterov: expected a valid boolean (got 1)"),
+    ("{type: bce, input: d_real, target: 1}", "{type: [bce], input: d_real, target: 1}", "44:14",
+     "unknown loss type ['bce']"),  # was TypeError: unhashable type: 'list'
+])
+def test_system_spec_values_of_the_wrong_type_are_located_errors(tmp_path, capsys, old, new, where, message):
+    text = GAN.read_text()
+    assert old in text
+    path = tmp_path / "gan.yaml"
+    path.write_text(text.replace(old, new, 1))
+    code, err = run_cli(capsys, "compile", path, "-o", tmp_path / "o")
+    assert code == 2 and f"{path}:{where}: " in err and message in err, err
