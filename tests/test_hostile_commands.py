@@ -229,3 +229,51 @@ def test_system_spec_values_of_the_wrong_type_are_located_errors(tmp_path, capsy
     path.write_text(text.replace(old, new, 1))
     code, err = run_cli(capsys, "compile", path, "-o", tmp_path / "o")
     assert code == 2 and f"{path}:{where}: " in err and message in err, err
+
+
+# ---------------------------------------------------------------- one error path for every command
+@pytest.mark.parametrize("command", ["compile", "inspect", "run", "train", "eval", "list", "passes", "schema"])
+def test_every_command_exits_2_on_a_user_mistake(trained, tmp_path, capsys, command):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: t\ninputs: {x: [3]}\nlayers:\n  - {op: relux}\n")
+    argv, fragment = {
+        "compile": (["compile", bad, "-o", tmp_path / "o"], f"{bad}:4:"),
+        "inspect": (["inspect", bad], f"{bad}:4:"),
+        "run": (["run", bad, "--random"], str(bad)),
+        "train": (["train", bad, "--data", trained / "images.npz", "-o", tmp_path / "r"], f"{bad}:4:"),
+        "eval": (["eval", bad, "--data", trained / "images.npz"], f"{bad}:4:"),
+        "list": (["list", "--jsn"], "unrecognized arguments: --jsn"),
+        "passes": (["passes", "insert-dropuot"], "unknown pass 'insert-dropuot'"),
+        "schema": (["schema", "-o", tmp_path / "missing" / "s.json"], f"cannot write {tmp_path / 'missing'}"),
+    }[command]
+    code, err = run_cli(capsys, *argv)
+    assert code == 2 and fragment in err, err
+    assert not (tmp_path / "o").exists() and not (tmp_path / "r").exists()
+
+
+def test_a_model_name_too_long_for_a_file_name_is_located_and_creates_no_folder(tmp_path, capsys, monkeypatch):
+    spec = tmp_path / "long.yaml"
+    spec.write_text(f"name: {'n' * 300}\ninputs: {{x: [3]}}\nlayers:\n  - {{op: relu}}\n")
+    monkeypatch.chdir(tmp_path)
+    code, err = run_cli(capsys, "compile", spec)  # default output folder: out/<name>
+    assert code == 2 and f"{spec}:1:7: " in err and "(name_chars)" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["long.yaml"]
+
+
+def test_onnxruntime_warnings_do_not_reach_the_terminal(trained, tmp_path):
+    """An unused initializer makes onnxruntime log a coloured warning from C++ (fd 2) at session
+    creation; spdnn run keeps its log quiet."""
+    import subprocess
+    import sys
+
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(trained / "run" / "tiny_classifier.onnx")
+    model.graph.initializer.append(numpy_helper.from_array(np.zeros(3, np.float32), "unused_init"))
+    path = tmp_path / "unused.onnx"
+    onnx.save(model, path)
+    proc = subprocess.run([sys.executable, "-m", "spdnn", "run", str(path), "--random", "--cpu"],
+                          capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "\x1b[" not in proc.stderr + proc.stdout and "Removing initializer" not in proc.stderr
