@@ -221,6 +221,8 @@ GAN = ROOT / "examples/06_train_system/gan_aux.yaml"
     ("nesterov: true", "nesterov: 1", "50:57", "optimizers.opt_c.nesterov: expected a valid boolean (got 1)"),
     ("{type: bce, input: d_real, target: 1}", "{type: [bce], input: d_real, target: 1}", "44:14",
      "unknown loss type ['bce']"),  # was TypeError: unhashable type: 'list'
+    ("{type: bce, input: d_fake, target: 0}", "{type: bce, input: {a: 1}, target: 0}", "44:65",
+     "bce loss: input must name a tensor, got {'a': 1}"),  # was TypeError: unhashable type: 'dict'
 ])
 def test_system_spec_values_of_the_wrong_type_are_located_errors(tmp_path, capsys, old, new, where, message):
     text = GAN.read_text()
@@ -277,3 +279,26 @@ def test_onnxruntime_warnings_do_not_reach_the_terminal(trained, tmp_path):
                           capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "\x1b[" not in proc.stderr + proc.stdout and "Removing initializer" not in proc.stderr
+
+
+# ---------------------------------------------------------------- image folders
+@pytest.fixture
+def folder(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(4):
+        np.save(data / f"f{i}.npy", np.zeros((1, 8, 8), np.float32))
+    return data
+
+
+def test_an_image_folder_npy_with_a_broken_header_names_the_file(folder, tmp_path, capsys):
+    (folder / "labels.csv").write_text("f0.npy,0\nf1.npy,1\nf2.npy,0\nf3.npy,1\n")
+    _npy_with_header(folder / "f1.npy", "{'descr': '<f4', 'shape': (1,")  # was TokenError
+    code, err = run_cli(capsys, "train", SPEC, "--data", folder, "-o", tmp_path / "r", "--val-fraction", "0")
+    assert code == 2 and f"data {folder / 'f1.npy'}: not a numpy .npy array" in err
+
+
+def test_a_label_with_too_many_digits_is_located_in_labels_csv(folder, tmp_path, capsys):
+    (folder / "labels.csv").write_text("f0.npy,0\nf1.npy,99999999999999999999\nf2.npy,1\nf3.npy,0\n")
+    code, err = run_cli(capsys, "train", SPEC, "--data", folder, "-o", tmp_path / "r", "--val-fraction", "0")
+    assert code == 2 and f"{folder / 'labels.csv'}:2: label '99999999999999999999' is not a class id" in err
