@@ -302,3 +302,24 @@ def test_a_label_with_too_many_digits_is_located_in_labels_csv(folder, tmp_path,
     (folder / "labels.csv").write_text("f0.npy,0\nf1.npy,99999999999999999999\nf2.npy,1\nf3.npy,0\n")
     code, err = run_cli(capsys, "train", SPEC, "--data", folder, "-o", tmp_path / "r", "--val-fraction", "0")
     assert code == 2 and f"{folder / 'labels.csv'}:2: label '99999999999999999999' is not a class id" in err
+
+
+# ---------------------------------------------------------------- layer names and the torch module
+@pytest.mark.parametrize("name", ["_steps", "_num_slots", "_result_slots", "forward", "training", "graph_name"])
+def test_layer_names_of_torch_internals_compile_or_are_located(tmp_path, capsys, name):
+    """The generated module keeps its own state under names no layer can take (``_steps`` and the
+    like compile and run); a layer named after a torch.fx.GraphModule attribute is refused at its
+    line and column."""
+    spec = tmp_path / "n.yaml"
+    spec.write_text(f"name: t\ninputs: {{x: [4]}}\nlayers:\n  - {{name: {name}, op: relu}}\n  - {{op: linear, "
+                    "out_features: 2}\n")
+    code = main(["compile", str(spec), "-o", str(tmp_path / "o"), "-q"])
+    err = capsys.readouterr().err
+    if name.startswith("_"):
+        assert code == 0, err
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(str(tmp_path / "o" / "t.onnx"), providers=["CPUExecutionProvider"])
+        assert session.run(None, {"x": np.ones((2, 4), np.float32)})[0].shape == (2, 2)
+    else:
+        assert code == 2 and f"{spec}:4:5: layers[0]: layer name '{name}' is an attribute of the generated torch" in err
