@@ -323,3 +323,14 @@ def test_layer_names_of_torch_internals_compile_or_are_located(tmp_path, capsys,
         assert session.run(None, {"x": np.ones((2, 4), np.float32)})[0].shape == (2, 2)
     else:
         assert code == 2 and f"{spec}:4:5: layers[0]: layer name '{name}' is an attribute of the generated torch" in err
+
+
+def test_a_system_network_file_name_too_long_is_located(tmp_path, capsys):
+    name = "n" * 300 + ".yaml"
+    text = GAN.read_text()
+    start = text.index("  G:\n")
+    end = text.index("  D:\n")
+    path = tmp_path / "gan.yaml"
+    path.write_text(text[:start] + f"  G: {name}\n" + text[end:])
+    code, err = run_cli(capsys, "compile", path, "-o", tmp_path / "o")
+    assert code == 2 and f"{path}:7:6: networks.G: network file 'nnnn" in err and "file name too long" in err, err

@@ -188,9 +188,13 @@ def _load_network(doc: Located, path: PathKey, entry: _NetworkDoc, kind: str, ba
         return build_graph(_sub_document(doc, (*path, "inline")))
     rel = getattr(entry, kind)
     file = Path(rel) if Path(rel).is_absolute() else base / rel
-    if not file.is_file():
-        raise SpecError(doc.problem((*path, kind) if not isinstance(doc.data["networks"][path[1]], str) else path,
-                                    f"network file {rel!r} not found (looked for {file})"))
+    at = (*path, kind) if not isinstance(doc.data["networks"][path[1]], str) else path
+    try:
+        found = file.is_file()
+    except OSError as e:  # a name too long for the file system, a loop of links
+        raise SpecError(doc.problem(at, f"network file {rel[:80]!r}: {(e.strerror or str(e)).lower()}")) from None
+    if not found:
+        raise SpecError(doc.problem(at, f"network file {rel!r} not found (looked for {file})"))
     if kind == "onnx":
         from spdnn.compile import load_input
 
