@@ -293,10 +293,14 @@ def _alive(pid: int) -> bool:
 
 
 def write_file_atomically(path: str | Path, data: bytes) -> None:
-    """Write one file through a temporary file in the same folder and a rename."""
+    """Write one file through a temporary file in the same folder and a rename. Only a regular
+    file is ever replaced: a folder, device, FIFO or socket at ``path`` is an SpdnnError."""
     target = Path(path)
     if target.is_dir():
         raise SpdnnError(f"{target} is a folder; give a file name")
+    if target.exists() and not target.is_file():  # the rename would replace a device (as root, /dev/null)
+        raise SpdnnError(f"{target} is not a regular file (a device, FIFO or socket); spdnn writes files by "
+                         "renaming a new file into place, which would replace it; give a file name")
     folder = target.parent
     try:
         _remove_stale(folder)

@@ -96,6 +96,8 @@ def _output_path(path: str) -> Path:
     out = Path(path)
     if out.is_dir():
         raise SpdnnError(f"output {path} is a directory; give a file name such as {out / 'outputs.npz'}")
+    if out.exists() and not out.is_file():
+        raise SpdnnError(f"output {path} is not a regular file (a device, FIFO or socket); give a file name")
     if out.suffix != ".npz":
         raise SpdnnError(f"output {path}: the outputs are saved as .npz; give a name ending in .npz")
     if not out.parent.exists():

@@ -334,3 +334,26 @@ def test_a_system_network_file_name_too_long_is_located(tmp_path, capsys):
     path.write_text(text[:start] + f"  G: {name}\n" + text[end:])
     code, err = run_cli(capsys, "compile", path, "-o", tmp_path / "o")
     assert code == 2 and f"{path}:7:6: networks.G: network file 'nnnn" in err and "file name too long" in err, err
+
+
+# ---------------------------------------------------------------- outputs that are not regular files
+@pytest.mark.parametrize("command", ["schema", "run", "compile", "train"])
+def test_an_output_that_is_a_fifo_or_device_is_never_replaced(trained, tmp_path, capsys, command):
+    """Found by the campaign: as root, ``spdnn schema -o /dev/null`` renamed a regular file over
+    /dev/null. A FIFO stands in for a device here (the same rule: not a regular file)."""
+    fifo = tmp_path / ("out.npz" if command == "run" else "out")
+    os.mkfifo(fifo)
+    argv, message = {
+        "schema": (["schema", "-o", fifo], f"{fifo} is not a regular file (a device, FIFO or socket)"),
+        "run": (["run", trained / "run" / "tiny_classifier.onnx", "--random", "-o", fifo],
+                f"output {fifo} is not a regular file"),
+        "compile": (["compile", SPEC, "-o", fifo], f"output path {fifo} exists and is not a folder"),
+        "train": (["train", SPEC, "--data", trained / "images.npz", "-o", fifo], f"run folder {fifo} exists and is "
+                  "not a folder"),
+    }[command]
+    code, err = run_cli(capsys, *argv)
+    assert code == 2 and message in err, err
+    import stat
+
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [fifo.name]

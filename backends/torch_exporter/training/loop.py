@@ -177,7 +177,9 @@ class Trainer:
             if not (self.out / "last.pt").is_file():
                 raise SpdnnError(f"--resume: {self.out} has no last.pt checkpoint to resume from")
             return
-        if self.out.exists() and (not self.out.is_dir() or any(self.out.iterdir())):
+        if self.out.exists() and not self.out.is_dir():
+            raise SpdnnError(f"run folder {self.out} exists and is not a folder; give a new folder with -o")
+        if self.out.exists() and any(self.out.iterdir()):
             raise SpdnnError(f"run folder {self.out} exists and is not empty; give --resume to continue that run "
                              "or a new folder with -o")
         self.out.mkdir(parents=True, exist_ok=True)
