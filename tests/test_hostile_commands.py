@@ -357,3 +357,10 @@ def test_an_output_that_is_a_fifo_or_device_is_never_replaced(trained, tmp_path,
 
     assert stat.S_ISFIFO(fifo.lstat().st_mode)
     assert sorted(p.name for p in tmp_path.iterdir()) == [fifo.name]
+
+
+def test_parents_of_different_inputs_are_named_with_their_file(tmp_path, capsys):
+    iris, depth = ROOT / "specs/iris/p1.yaml", ROOT / "specs/depth/net1.yaml"
+    code, err = run_cli(capsys, "compile", iris, depth, "-o", tmp_path / "o")
+    assert code == 2 and "parents must share one input" in err
+    assert f"parent 'iris_p1' ({iris})" in err or f"parent 'depth_net1' ({depth})" in err, err
