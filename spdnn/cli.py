@@ -21,6 +21,7 @@ from spdnn import cli_args
 
 from spdnn.cli_passes import add_pass_arguments, add_passes_parser, apply_cli_passes, cmd_passes, load_cli_plugins
 from spdnn.cli_train import add_train_parsers, cmd_eval, cmd_train
+from spdnn.errors import first_line
 
 __all__ = ["main"]
 
@@ -70,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("-o", "--output", metavar="DIR",
                    help="output folder (default out/<name>: the model's name, or for several inputs "
                    "the name of their common folder)")
-    c.add_argument("--seed", type=int, default=0, help="seed of the initial weights (default 0)")
+    c.add_argument("--seed", type=cli_args.seed, default=0, help="seed of the initial weights (default 0)")
     c.add_argument("--separate", action="store_true", help="compile several inputs separately, no merge")
     c.add_argument("--opset", type=int, default=None, help="ONNX opset of <name>.onnx (default 17)")
     c.add_argument("--picture", choices=["compact", "full"], default="compact",
@@ -127,7 +128,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--random", action="store_true",
                    help="feed standard-normal random inputs of the model's shapes (see --batch, --seed)")
     r.add_argument("--batch", type=cli_args.positive_int, default=1, help="batch size of --random inputs (default 1)")
-    r.add_argument("--seed", type=int, default=0, help="seed of --random inputs (default 0)")
+    r.add_argument("--seed", type=cli_args.seed, default=0, help="seed of --random inputs (default 0)")
     r.add_argument("-o", "--output", metavar="FILE.npz", help="save the outputs")
     r.add_argument("--cpu", action="store_true", help="use the CPU provider even when CUDA is available")
 
@@ -359,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
 
             traceback.print_exc()
         print(f"{command}: internal error (a bug in spdnn: please report it with the command and its "
-              f"inputs; -v shows the traceback): {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}",
+              f"inputs; -v shows the traceback): {type(e).__name__}: {first_line(e) if str(e).strip() else ''}",
               file=sys.stderr)
         return 1
     finally:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import math
 
-__all__ = ["FORMAT", "budget", "count", "examples", "fraction", "positive_float", "positive_int"]
+__all__ = ["FORMAT", "budget", "count", "examples", "fraction", "non_negative_float",
+           "non_negative_int", "positive_float", "positive_int", "seed"]
 
 #: Keep the line breaks of descriptions and example epilogs.
 FORMAT = argparse.RawDescriptionHelpFormatter
@@ -26,6 +27,31 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+#: Seeds go to numpy, torch and Python generators: the range all of them take.
+SEED_MAX = 2**63 - 1
+
+
+def seed(text: str) -> int:
+    """A random seed: an integer from 0 to 2**63 - 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
+    if not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"expected a seed from 0 to 2**63 - 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
     return value
 
 
@@ -70,3 +96,7 @@ def fraction(text: str) -> float:
 
 def positive_float(text: str) -> float:
     return _finite(text, lambda v: v > 0, "a positive number")
+
+
+def non_negative_float(text: str) -> float:
+    return _finite(text, lambda v: v >= 0, "a finite number >= 0")

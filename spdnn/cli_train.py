@@ -44,9 +44,9 @@ def add_train_parsers(sub, common: argparse.ArgumentParser) -> None:
                    help="hold out this fraction of --data for validation (default 0.1; 0: none)")
     t.add_argument("--epochs", type=cli_args.positive_int, help="epochs (default: the system's, else 10)")
     t.add_argument("--batch-size", type=cli_args.positive_int, help="global batch size (default: the system's, else 32)")
-    t.add_argument("--patience", type=int, default=None, metavar="N",
+    t.add_argument("--patience", type=cli_args.non_negative_int, default=None, metavar="N",
                    help="stop after N epochs without a better validation loss (default: off)")
-    t.add_argument("--seed", type=int, default=0, help="seed of weights, split, shuffling and noise (default 0)")
+    t.add_argument("--seed", type=cli_args.seed, default=0, help="seed of weights, split, shuffling and noise (default 0)")
     t.add_argument("--device", default="auto", help="auto (CUDA when torch sees it), cpu or cuda")
     t.add_argument("--amp", action="store_true", help="bfloat16 mixed precision (CUDA only)")
     t.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its last.pt")
@@ -55,7 +55,7 @@ def add_train_parsers(sub, common: argparse.ArgumentParser) -> None:
                    help="auto: cross_entropy after a softmax, bce after a sigmoid, else mse")
     s.add_argument("--optimizer", choices=["adam", "sgd", "rmsprop"], default="adam")
     s.add_argument("--lr", type=cli_args.positive_float, default=1e-3, help="learning rate (default 1e-3)")
-    s.add_argument("--momentum", type=float, default=0.0, help="SGD/RMSprop momentum (default 0)")
+    s.add_argument("--momentum", type=cli_args.non_negative_float, default=0.0, help="SGD/RMSprop momentum (default 0)")
     s.add_argument("--nesterov", action="store_true", help="Nesterov momentum (SGD)")
 
     e = sub.add_parser(

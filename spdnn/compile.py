@@ -256,15 +256,22 @@ def _swap_in(stage: Path, out: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-_LEFTOVER = re.compile(r"^\.spdnn-(stage|old)-(?P<name>.+)-(?P<pid>\d+)-[^-]+$")
+_LEFTOVER = re.compile(r"^\.spdnn-(stage|old|file)-(?P<name>.+)-(?P<pid>\d+)-[^-]+$")
 
 
 def _remove_stale(parent: Path) -> None:
-    """Delete staging/old folders of killed runs in ``parent`` (restore an old folder whose
-    replacement never took its name)."""
+    """Delete staging/old folders and half-written files of killed runs in ``parent`` (restore an
+    old folder whose replacement never took its name)."""
     for entry in parent.iterdir():
         m = _LEFTOVER.match(entry.name)
-        if not m or not entry.is_dir() or _alive(int(m["pid"])):
+        if not m or _alive(int(m["pid"])):
+            continue
+        if m[1] == "file":
+            if entry.is_file() and not entry.is_symlink():
+                with contextlib.suppress(OSError):
+                    entry.unlink()
+            continue
+        if not entry.is_dir():
             continue
         target = parent / m["name"]
         if m[1] == "old" and not target.exists():
@@ -286,11 +293,22 @@ def _alive(pid: int) -> bool:
 
 
 def write_file_atomically(path: str | Path, data: bytes) -> None:
-    """Write one file through a temporary file in the same folder and a rename."""
+    """Write one file through a temporary file in the same folder and a rename. Only a regular
+    file is ever replaced: a folder, device, FIFO or socket at ``path`` is an SpdnnError."""
     target = Path(path)
     if target.is_dir():
         raise SpdnnError(f"{target} is a folder; give a file name")
-    fd, tmp = tempfile.mkstemp(prefix=f".spdnn-{target.name}-", dir=target.parent or ".")
+    if target.exists() and not target.is_file():  # the rename would replace a device (as root, /dev/null)
+        raise SpdnnError(f"{target} is not a regular file (a device, FIFO or socket); spdnn writes files by "
+                         "renaming a new file into place, which would replace it; give a file name")
+    folder = target.parent
+    try:
+        _remove_stale(folder)
+        # the pid lets a later run remove the file when this one is killed; the name is cut so
+        # that a long target name still leaves room for the prefix
+        fd, tmp = tempfile.mkstemp(prefix=f".spdnn-file-{target.name[:100]}-{os.getpid()}-", dir=folder)
+    except OSError as e:
+        raise SpdnnError(f"cannot write {target}: {(e.strerror or str(e)).lower()}") from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

@@ -25,6 +25,12 @@ class SpdnnError(Exception):
     """Root of every error a user of spdnn can cause."""
 
 
+def first_line(e: BaseException, chars: int = 200) -> str:
+    """The first line of an exception's message (its type name when it has none), at most
+    ``chars`` characters: how a library's error is quoted inside an spdnn message."""
+    return (str(e).strip().splitlines() or [type(e).__name__])[0][:chars]
+
+
 @dataclass(frozen=True)
 class Problem:
     """One problem in a spec, located in its file.

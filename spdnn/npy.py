@@ -26,8 +26,10 @@ def read_array(f: BinaryIO, available: int, what: str) -> np.ndarray:
         header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
                   else np.lib.format.read_array_header_2_0)
         shape, fortran, dtype = header(f, max_header_size=10_000)
-    except (ValueError, SyntaxError, EOFError, OSError):
+    except Exception:  # numpy parses the header as Python text: any error there means a damaged file
         raise SpdnnError(f"{what}: not a .npy array file (numpy.save writes one)") from None
+    if any(d < 0 for d in shape):
+        raise SpdnnError(f"{what}: the header gives a negative dimension (shape {shape}); the file is damaged")
     if dtype.hasobject or dtype.kind not in "fiub":
         raise SpdnnError(f"{what}: dtype {dtype} is not numeric; save a float32 array")
     count = math.prod(shape)

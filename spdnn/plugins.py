@@ -74,6 +74,6 @@ def _load(name: str, target: str, load: Any) -> None:
         raise
     except SpdnnError as e:
         raise PluginError(f"plugin {name}: {e}") from e
-    except Exception as e:  # noqa: BLE001 - any failure of foreign code is the plugin's
+    except (Exception, SystemExit) as e:  # noqa: BLE001 - any failure of foreign code is the plugin's
         raise PluginError(f"plugin {name} could not be loaded: {type(e).__name__}: {e}") from e
     _loaded[name] = target

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from spdnn.errors import SpdnnError
+from spdnn.errors import SpdnnError, first_line
 from spdnn.limits import current, human_bytes, limit_message
 from spdnn.npy import read_array
 
@@ -47,22 +47,28 @@ def random_inputs(session: Any, batch: int, seed: int) -> dict[str, np.ndarray]:
     return feeds
 
 
-def _named_inputs(items: list[str]) -> dict[str, np.ndarray] | list[np.ndarray]:
-    named: dict[str, np.ndarray] = {}
-    positional: list[np.ndarray] = []
+def _named_inputs(items: list[str]) -> dict[str, tuple[str, np.ndarray]] | list[tuple[str, np.ndarray]]:
+    """Each ``[NAME=]FILE.npy`` item as (file, array), by name or in order."""
+    named: dict[str, tuple[str, np.ndarray]] = {}
+    positional: list[tuple[str, np.ndarray]] = []
     for item in items:
         name, sep, path = item.rpartition("=")
-        array = read_npy(path)
+        if not path:
+            raise SpdnnError(f"--input {item!r}: no file name; give [NAME=]FILE.npy")
+        if sep and name in named:
+            raise SpdnnError(f"--input {item!r}: input {name!r} is given twice")
         if sep:
-            named[name] = array
+            named[name] = (path, read_npy(path))
         else:
-            positional.append(array)
+            positional.append((path, read_npy(path)))
     if named and positional:
         raise SpdnnError("give inputs either all by position or all as NAME=FILE.npy")
     return named or positional
 
 
-def _check_feeds(session: Any, feeds: dict[str, np.ndarray] | list[np.ndarray], model: str) -> dict[str, np.ndarray]:
+def _check_feeds(session: Any, feeds: dict[str, tuple[str, np.ndarray]] | list[tuple[str, np.ndarray]],
+                 model: str) -> dict[str, np.ndarray]:
+    """The arrays by input name, checked against the model's inputs (count, names, shapes)."""
     declared = session.get_inputs()
     names = [i.name for i in declared]
     if isinstance(feeds, list):
@@ -75,21 +81,23 @@ def _check_feeds(session: Any, feeds: dict[str, np.ndarray] | list[np.ndarray], 
         raise SpdnnError(f"{model} takes inputs {names}; " + "; ".join(
             ([f"unknown {unknown}"] if unknown else []) + ([f"missing {missing}"] if missing else [])))
     for inp in declared:
-        array = feeds[inp.name]
+        source, array = feeds[inp.name]
         want = inp.shape
         if array.ndim != len(want) or any(isinstance(w, int) and w > 0 and w != a
                                           for w, a in zip(want, array.shape, strict=False)):
             shown = tuple(w if isinstance(w, int) and w > 0 else "N" for w in want)
-            raise SpdnnError(f"input {inp.name!r}: expected shape {shown}, got {array.shape}")
+            raise SpdnnError(f"input {inp.name!r} ({source}): expected shape {shown}, got {array.shape}")
         if array.shape[0] == 0:
-            raise SpdnnError(f"input {inp.name!r}: batch size 0")
-    return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in feeds.items()}
+            raise SpdnnError(f"input {inp.name!r} ({source}): batch size 0")
+    return {k: np.ascontiguousarray(v, dtype=np.float32) for k, (_, v) in feeds.items()}
 
 
 def _output_path(path: str) -> Path:
     out = Path(path)
     if out.is_dir():
         raise SpdnnError(f"output {path} is a directory; give a file name such as {out / 'outputs.npz'}")
+    if out.exists() and not out.is_file():
+        raise SpdnnError(f"output {path} is not a regular file (a device, FIFO or socket); give a file name")
     if out.suffix != ".npz":
         raise SpdnnError(f"output {path}: the outputs are saved as .npz; give a name ending in .npz")
     if not out.parent.exists():
@@ -111,16 +119,22 @@ def run_model(args: Any, console: Any) -> None:
     try:
         session = make_session(model, ["CPUExecutionProvider"] if args.cpu else None)
     except Exception as e:  # onnxruntime's own exception types
-        raise SpdnnError(f"onnxruntime cannot load {args.model}: {str(e).splitlines()[0][:300]}") from None
-    feeds = random_inputs(session, args.batch, args.seed) if args.random else _named_inputs(args.input)
+        raise SpdnnError(f"onnxruntime cannot load {args.model}: {first_line(e, 300)}") from None
+    if args.random:
+        feeds = {k: ("--random", v) for k, v in random_inputs(session, args.batch, args.seed).items()}
+    else:
+        feeds = _named_inputs(args.input)
     feeds = _check_feeds(session, feeds, args.model)
     try:
         results = session.run(None, feeds)
     except Exception as e:
-        raise SpdnnError(f"onnxruntime could not run {args.model}: {str(e).splitlines()[0][:300]}") from None
+        raise SpdnnError(f"onnxruntime could not run {args.model}: {first_line(e, 300)}") from None
     outputs = {o.name: r for o, r in zip(session.get_outputs(), results, strict=True)}
     console.say(f"provider: {session.get_providers()[0]}")
     for name, value in outputs.items():
+        if value.size == 0 or value.dtype.kind not in "fiub":
+            console.say(f"{name}: shape {tuple(value.shape)} {value.dtype}")
+            continue
         console.say(f"{name}: shape {tuple(value.shape)} {value.dtype}, min {value.min():.4g}, "
                     f"max {value.max():.4g}, mean {value.mean():.4g}")
     if out is not None:

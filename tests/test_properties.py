@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -22,11 +23,14 @@ from spdnn.ops import all_ops
 SPECS = sorted((Path(__file__).parent.parent / "specs").glob("*/*.yaml"))
 QUICK, SLOW = 25, 400
 SECONDS = 5.0
+MEMORY = 256 * 2**20
 
 
 def outcome(load) -> object:
-    """Run ``load()``; it must return a Graph or raise a SpecError with located problems."""
+    """Run ``load()``; it must return a Graph or raise a SpecError with located problems, within
+    SECONDS and without allocating more than MEMORY bytes of Python objects at its peak."""
     start = time.perf_counter()
+    tracemalloc.start()
     try:
         result = load()
     except spdnn.SpecError as e:
@@ -34,7 +38,11 @@ def outcome(load) -> object:
             assert p.message and p.file, p
             assert p.line >= 1 or p.where == "" and p.line == 0, f"unlocated problem: {p}"
         result = e
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
     assert time.perf_counter() - start < SECONDS, "took too long"
+    assert peak < MEMORY, f"allocated {peak:,} bytes"
     return result
 
 

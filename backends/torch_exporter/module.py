@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 from torch import fx, nn
 
-from spdnn.errors import ExportError, Problem, SpdnnError, SpecError
+from spdnn.errors import ExportError, Problem, SpdnnError, SpecError, first_line
 from spdnn.ir import meta as M
 from spdnn.ir.graph import Graph
 from spdnn.ir.naming import unique_name
@@ -239,7 +239,7 @@ def read_state_dict(path: str | Path) -> dict:
     except FileNotFoundError:
         raise SpdnnError(f"{path}: no such file") from None
     except Exception as e:  # torch reports bad files with many exception types
-        raise SpdnnError(f"{path}: not a torch state dict ({str(e).splitlines()[0][:200]})") from None
+        raise SpdnnError(f"{path}: not a torch state dict ({first_line(e)})") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise SpdnnError(f"{path}: not a state dict (a mapping of names to tensors)")
     return {k: np.asarray(v.detach().cpu()) for k, v in state.items()}

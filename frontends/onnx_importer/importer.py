@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from spdnn.errors import SpdnnError, UnsupportedOpError
+from spdnn.errors import SpdnnError, UnsupportedOpError, first_line
 from spdnn.ir.graph import Graph, Value
 from spdnn.ir.naming import sanitize
 from spdnn.ir.types import TensorType
@@ -103,7 +103,7 @@ class Context:
         except SpdnnError as e:  # ShapeError, VerifyError (bad attributes)
             if name in self.g:
                 self.g.remove(name)
-            raise Unsupported(str(e).splitlines()[0]) from None
+            raise Unsupported(first_line(e, 1000)) from None
         for key, array in (weights or {}).items():
             self.weights[f"{name}.{key}"] = np.ascontiguousarray(array)
         return Value(name, 0)

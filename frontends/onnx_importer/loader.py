@@ -22,6 +22,7 @@ import onnx
 from onnx.external_data_helper import load_external_data_for_model, uses_external_data
 
 from spdnn import limits
+from spdnn.errors import first_line
 
 from .validate import OnnxModelError, check_sizes, tensor_bytes, validate_model
 
@@ -47,7 +48,7 @@ def load_onnx_file(path: str | Path, max_bytes: int | None = None) -> onnx.Model
     try:
         model = onnx.load(str(p), load_external_data=False)
     except Exception as e:
-        raise OnnxModelError(name, f"not a valid ONNX model ({str(e).splitlines()[0][:200]})") from None
+        raise OnnxModelError(name, f"not a valid ONNX model ({first_line(e)})") from None
     check_sizes(model, name)
     external = check_external_data(model, p.parent, name)
     if size + external > limit:

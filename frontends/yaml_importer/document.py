@@ -42,6 +42,13 @@ LAYER_KEYS = ("name", "op", "inputs", "source", "note", *OPTION_KEYS)
 RESERVED_SYSTEM_KEYS = ("networks", "losses", "optimizers", "training")
 
 
+
+def version_is_an_int(value: Any) -> Any:
+    """The ``spdnn:`` format version must be an int (not true, 1.0 or '1'), for networks and systems."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"the format version is the integer 1, got {value!r}")
+    return value
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -82,9 +89,7 @@ class SpecDocument(_Strict):
     @field_validator("spdnn", mode="before")
     @classmethod
     def _version_is_an_int(cls, value: Any) -> Any:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"the format version is the integer 1, got {value!r}")
-        return value
+        return version_is_an_int(value)
 
     @field_validator("outputs")
     @classmethod

@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from spdnn.errors import Problem, SpecError
+from spdnn.errors import Problem, SpecError, first_line
 from spdnn.limits import current, human_bytes, limit_message
 
 __all__ = ["Located", "load_yaml", "read_spec_file", "format_path", "PARSER"]
@@ -295,7 +295,7 @@ class _Builder:
         except Exception as e:  # PyYAML's constructors raise KeyError, AttributeError, ... on bad text
             short = tag.rsplit(":", 1)[-1]
             raise self.fail(f"invalid YAML: cannot read {ev.value[:40]!r} as {short} "
-                            f"({str(e).splitlines()[0][:80] if str(e) else type(e).__name__})", at, path) from None
+                            f"({first_line(e, 80)})", at, path) from None
         if isinstance(value, int) and not isinstance(value, bool) and len(str(abs(value))) > digits:
             raise self.fail(limit_message(f"integer of {len(str(abs(value)))} digits", "int_digits"), at, path)
         if not isinstance(value, (str, int, float, bool, type(None))):

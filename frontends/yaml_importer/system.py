@@ -32,7 +32,7 @@ import math
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from spdnn.errors import Problem, SpecError
 from spdnn.ir.naming import is_valid_name
@@ -41,7 +41,7 @@ from spdnn.system.spec import (LOSS_TYPES, OPTIMIZER_TYPES, SCHEDULE_TYPES, TENS
 from spdnn.system.validate import validate_system
 
 from .build import build_graph
-from .document import validation_problems
+from .document import validation_problems, version_is_an_int
 from .loader import Located, PathKey, load_yaml, read_spec_file
 
 __all__ = ["is_system_document", "load_system", "load_system_text", "LOSS_OPTIONS"]
@@ -59,7 +59,10 @@ _CHOICES = {"from": ("auto", "logits", "probabilities"), "norm": ("l1", "l2"), "
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """No unknown keys; no booleans for numbers, no numbers for booleans or strings, no NaN or
+    infinity (what YAML says is what the schema takes)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 class _NetworkDoc(_Strict):
@@ -76,7 +79,7 @@ class _OptimizerDoc(_Strict):
     lr: float = 1e-3
     momentum: float = Field(0.0, ge=0)
     nesterov: bool = False
-    betas: tuple[float, float] = (0.9, 0.999)
+    betas: list[float] = Field([0.9, 0.999], min_length=2, max_length=2)
     alpha: float = 0.99
     weight_decay: float = Field(0.0, ge=0)
     schedule: dict[str, Any] = {"type": "constant"}
@@ -106,6 +109,11 @@ class _SystemDoc(_Strict):
     losses: dict[str, list[dict[str, Any]]] = Field(min_length=1)
     optimizers: dict[str, _OptimizerDoc] = Field(min_length=1)
     training: _TrainingDoc = _TrainingDoc()
+
+    @field_validator("spdnn", mode="before")
+    @classmethod
+    def _version_is_an_int(cls, value: Any) -> Any:
+        return version_is_an_int(value)
 
 
 def is_system_document(data: Any) -> bool:
@@ -180,9 +188,13 @@ def _load_network(doc: Located, path: PathKey, entry: _NetworkDoc, kind: str, ba
         return build_graph(_sub_document(doc, (*path, "inline")))
     rel = getattr(entry, kind)
     file = Path(rel) if Path(rel).is_absolute() else base / rel
-    if not file.is_file():
-        raise SpecError(doc.problem((*path, kind) if not isinstance(doc.data["networks"][path[1]], str) else path,
-                                    f"network file {rel!r} not found (looked for {file})"))
+    at = (*path, kind) if not isinstance(doc.data["networks"][path[1]], str) else path
+    try:
+        found = file.is_file()
+    except OSError as e:  # a name too long for the file system, a loop of links
+        raise SpecError(doc.problem(at, f"network file {rel[:80]!r}: {(e.strerror or str(e)).lower()}")) from None
+    if not found:
+        raise SpecError(doc.problem(at, f"network file {rel!r} not found (looked for {file})"))
     if kind == "onnx":
         from spdnn.compile import load_input
 
@@ -280,10 +292,10 @@ def _losses(doc: Located, top: _SystemDoc, problems: list[Problem]) -> dict[str,
         for i, entry in enumerate(terms):
             path: PathKey = ("losses", name, i)
             kind = entry.get("type")
-            if kind not in LOSS_TYPES:
+            if not isinstance(kind, str) or kind not in LOSS_TYPES:
                 from spdnn.ops.base import suggest
 
-                hint = suggest(str(kind), list(LOSS_TYPES))
+                hint = suggest(kind, list(LOSS_TYPES)) if isinstance(kind, str) else []
                 problems.append(doc.problem((*path, "type") if "type" in entry else path,
                                             f"unknown loss type {kind!r}" + (f" (did you mean {hint[0]!r}?)" if hint
                                             else f"; known: {', '.join(LOSS_TYPES)}")))
@@ -350,13 +362,13 @@ def _option(doc: Located, path: PathKey, key: str, value: Any, default: Any, pro
             return default
         return value
     if isinstance(default, list):
-        if not (isinstance(value, list) and value and all(isinstance(v, (int, float)) and v > 0 for v in value)):
+        if not (isinstance(value, list) and value and all(_is_number(v) and v > 0 for v in value)):
             problems.append(doc.problem(path, f"{key} must be a list of positive numbers"))
             return default
         return [float(v) for v in value]
     if isinstance(default, float):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            problems.append(doc.problem(path, f"{key} must be a number, got {value!r}"))
+        if not _is_number(value):
+            problems.append(doc.problem(path, f"{key} must be a finite number, got {value!r}"))
             return default
         return float(value)
     return value if isinstance(value, str) else str(value)
@@ -367,7 +379,7 @@ def _optimizers(doc: Located, top: _SystemDoc, problems: list[Problem]) -> dict[
     for name, o in top.optimizers.items():
         path: PathKey = ("optimizers", name)
         kind = o.schedule.get("type", "constant")
-        if kind not in SCHEDULE_TYPES:
+        if not isinstance(kind, str) or kind not in SCHEDULE_TYPES:
             problems.append(doc.problem((*path, "schedule"), f"schedule type must be one of "
                                         f"{', '.join(SCHEDULE_TYPES)}, got {kind!r}"))
         out[name] = Optimizer(name, o.type, list(o.networks), o.loss, o.lr, o.momentum, o.nesterov, tuple(o.betas),

@@ -452,11 +452,12 @@ def _add_parent(lg: LayerGraph, parent: Graph, members: dict[str, _MemberParts])
                          "SPDNN merging takes single-input, single-output parents")
     in_shape = parent.out_types(ins[0].name)[0].sample_shape
     out_shape = parent.type_of(parent.inputs_of(outs[0].name)[0]).sample_shape
+    named = f"parent {parent.name!r}" + (f" ({parent.meta['file']})" if parent.meta.get("file") else "")
     if lg.input_shape and in_shape != lg.input_shape:
-        raise MergeError(f"parent {parent.name!r} takes input {in_shape}, the others {lg.input_shape}; "
+        raise MergeError(f"{named} takes input {in_shape}, the others {lg.input_shape}; "
                          "parents must share one input")
     if lg.output_shape and out_shape != lg.output_shape:
-        raise MergeError(f"parent {parent.name!r} outputs {out_shape}, the others {lg.output_shape}; "
+        raise MergeError(f"{named} outputs {out_shape}, the others {lg.output_shape}; "
                          "parents must produce the same output")
     lg.input_shape, lg.output_shape = in_shape, out_shape
     lg.pool_kinds[parent.name] = "avg_pool2d" if parent.nodes("avg_pool2d") else "max_pool2d"

@@ -40,7 +40,11 @@ _LOADING: ContextVar[tuple[str, ...]] = ContextVar("spdnn_specs_loading", defaul
 def _resolve_spec_path(path: str, info: ValidationInfo) -> str:
     base = (info.context or {}).get("base_dir")
     resolved = Path(path) if Path(path).is_absolute() or not base else Path(base) / path
-    if not resolved.is_file():
+    try:
+        found = resolved.is_file()
+    except OSError as e:  # a name too long for the file system, a loop of links
+        raise ValueError(f"cannot read {path[:80]!r}: {(e.strerror or str(e)).lower()}") from None
+    if not found:
         where = f" (relative to {base})" if base and not Path(path).is_absolute() else ""
         raise ValueError(f"no such file {path!r}{where}")
     return str(resolved)

@@ -182,6 +182,9 @@ class _Checker:
                     return
                 ports[arg] = None
                 continue
+            if not isinstance(ref, str):
+                self.bad((*term.path, arg), f"{term.type} loss: {arg} must name a tensor, got {ref!r}")
+                return
             if ref not in self.shapes:
                 self.bad((*term.path, arg), f"loss on tensor {ref!r}, which does not exist"
                          f"{_hint(str(ref), list(self.shapes))}")

@@ -17,12 +17,13 @@ folder.
 from __future__ import annotations
 
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from spdnn.errors import SpdnnError
+from spdnn.errors import SpdnnError, first_line
 from spdnn.npy import read_array
 from spdnn.system.spec import SystemSpec
 
@@ -53,7 +54,7 @@ def load_dataset(path: str | Path, spec: SystemSpec) -> Dataset:
         raise SpdnnError(f"data {path}: no such file" if not p.exists() else f"data {path}: not a file")
     try:
         archive = zipfile.ZipFile(p)
-    except (zipfile.BadZipFile, OSError):
+    except _ZIP_ERRORS:
         raise SpdnnError(f"data {path}: not an .npz file (numpy.savez writes one)") from None
     with archive:
         members = {n.removesuffix(".npy"): n for n in archive.namelist() if n.endswith(".npy")}
@@ -117,9 +118,16 @@ def _role(spec: SystemSpec, key: str) -> str:
     return f"{key!r} holds {kind} of shape {shape}"
 
 
+#: What zipfile and zlib raise for a damaged, encrypted or exotically compressed member.
+_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError, ValueError)
+
+
 def _read_member(archive: zipfile.ZipFile, member: str, what: str) -> np.ndarray:
-    with archive.open(member) as f:
-        return read_array(f, archive.getinfo(member).file_size, what)
+    try:
+        with archive.open(member) as f:
+            return read_array(f, archive.getinfo(member).file_size, what)
+    except _ZIP_ERRORS as e:
+        raise SpdnnError(f"{what}: cannot be read from the .npz file (damaged?): {first_line(e)}") from None
 
 
 def _check_array(what: str, array: np.ndarray, spec: SystemSpec, name: str) -> None:

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from spdnn.errors import SpdnnError
 from spdnn.ir.graph import Graph
 
-from .checkpoint import WEIGHTS_FORMAT, load_checkpoint
+from .checkpoint import STATE_ERRORS, WEIGHTS_FORMAT, first_line, load_checkpoint
 
 __all__ = ["TASKS", "binary_metrics", "evaluate", "load_model", "psnr", "ssim"]
 
@@ -43,7 +43,10 @@ def load_model(model: str, weights: str | None) -> tuple[Graph, torch.nn.Module]
         if weights:
             raise SpdnnError(f"{model} carries its own weights; --weights is for YAML specs")
     elif weights:
-        module.load_state_dict(_state_dict(weights, module))
+        try:
+            module.load_state_dict(_state_dict(weights, module))
+        except STATE_ERRORS as e:
+            raise SpdnnError(f"weights {weights} do not fit the network: {first_line(e)}") from None
     else:
         raise SpdnnError(f"{model} is a spec without weights; give --weights FILE.pt (from spdnn train or compile)")
     module.eval()
@@ -56,17 +59,17 @@ def _state_dict(path: str, module: torch.nn.Module) -> dict:
     except FileNotFoundError:
         raise SpdnnError(f"weights {path}: no such file") from None
     except Exception as e:
-        raise SpdnnError(f"weights {path}: cannot be read with weights_only=True: {str(e).splitlines()[0][:200]}") \
-            from None
+        raise SpdnnError(f"weights {path}: cannot be read with weights_only=True: {first_line(e)}") from None
     if isinstance(data, dict) and data.get("format") is not None:
         data = load_checkpoint(path, WEIGHTS_FORMAT if data.get("format") == WEIGHTS_FORMAT else data["format"])
-        nets = data.get("networks", {})
-        if len(nets) != 1:
-            raise SpdnnError(f"weights {path}: holds networks {sorted(nets)}; eval one network's <name>.pt instead")
+        nets = data.get("networks")
+        if not isinstance(nets, dict) or len(nets) != 1:
+            held = sorted(map(str, nets)) if isinstance(nets, dict) else type(nets).__name__
+            raise SpdnnError(f"weights {path}: holds networks {held}; eval one network's <name>.pt instead")
         data = next(iter(nets.values()))
     keys = set(module.state_dict())
     if not isinstance(data, dict) or set(data) != keys:
-        got = sorted(data)[:5] if isinstance(data, dict) else type(data).__name__
+        got = sorted(map(str, data))[:5] if isinstance(data, dict) else type(data).__name__
         raise SpdnnError(f"weights {path} do not fit the network: expected keys like {sorted(keys)[:5]}, got {got}")
     return data
 

@@ -25,6 +25,7 @@ line). Sizes are checked from each file's header, and the whole set against
 from __future__ import annotations
 
 import csv
+import re
 import math
 from pathlib import Path
 
@@ -106,6 +107,10 @@ def _pillow(path: Path):
     return Image
 
 
+#: A class id in labels.csv: ASCII digits (not '²', which str.isdigit accepts).
+_INTEGER = re.compile(r"-?[0-9]+")
+
+
 def _read_csv(folder: Path, where: str) -> tuple[list[Path], list[int]]:
     path = folder / "labels.csv"
     files, names = [], []
@@ -119,13 +124,18 @@ def _read_csv(folder: Path, where: str) -> tuple[list[Path], list[int]]:
                 file = folder / row[0].strip()
                 if not file.is_file():
                     raise SpdnnError(f"{path}:{line}: image {row[0].strip()!r} not found (looked for {file})")
+                label = row[1].strip()
+                if _INTEGER.fullmatch(label) and len(label.lstrip("-")) > 18:
+                    raise SpdnnError(f"{path}:{line}: label {label[:40]!r} is not a class id (too many digits)")
                 files.append(file)
-                names.append(row[1].strip())
+                names.append(label)
     except UnicodeDecodeError:
         raise SpdnnError(f"{path}: not UTF-8 text") from None
+    except csv.Error as e:  # a NUL byte, an unclosed quote, a field over the csv module's size limit
+        raise SpdnnError(f"{path}: not a readable CSV file ({e})") from None
     if not files:
         raise SpdnnError(f"{path}: no rows (expected file,label rows)")
-    if all(n.lstrip("-").isdigit() for n in names):
+    if all(_INTEGER.fullmatch(n) for n in names):
         return files, [int(n) for n in names]
     classes = {name: k for k, name in enumerate(sorted(set(names)))}
     return files, [classes[n] for n in names]
@@ -175,7 +185,7 @@ def _read(path: Path, port: Port, where: str) -> np.ndarray:
         return _read_picture(path, port)
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError, EOFError):
+    except Exception:  # numpy parses the header as Python text: any error there means a damaged file
         raise SpdnnError(f"data {path}: not a numpy .npy array") from None
     shape = tuple(port.shape)
     if array.shape != shape and not (len(shape) == 3 and shape[0] == 1 and array.shape == shape[1:]):

@@ -42,7 +42,8 @@ from spdnn.compile import write_file_atomically
 from spdnn.errors import SpdnnError
 from spdnn.system.spec import SystemSpec
 
-from .checkpoint import CHECKPOINT_FORMAT, WEIGHTS_FORMAT, load_checkpoint, save_atomically
+from .checkpoint import (CHECKPOINT_FORMAT, STATE_ERRORS, WEIGHTS_FORMAT, check_progress, first_line, load_checkpoint,
+                         save_atomically)
 from .data import Dataset, load_dataset, split
 from .plot import plot_losses
 from .runtime import TorchSystem
@@ -176,7 +177,9 @@ class Trainer:
             if not (self.out / "last.pt").is_file():
                 raise SpdnnError(f"--resume: {self.out} has no last.pt checkpoint to resume from")
             return
-        if self.out.exists() and (not self.out.is_dir() or any(self.out.iterdir())):
+        if self.out.exists() and not self.out.is_dir():
+            raise SpdnnError(f"run folder {self.out} exists and is not a folder; give a new folder with -o")
+        if self.out.exists() and any(self.out.iterdir()):
             raise SpdnnError(f"run folder {self.out} exists and is not empty; give --resume to continue that run "
                              "or a new folder with -o")
         self.out.mkdir(parents=True, exist_ok=True)
@@ -199,14 +202,18 @@ class Trainer:
 
     def _restore(self, ckpt: dict) -> None:
         where = self.out / "last.pt"
+        check_progress(ckpt, where)
         if ckpt.get("system") != self.spec.name:
             raise SpdnnError(f"--resume: {where} belongs to {ckpt.get('system')!r}, not {self.spec.name!r}")
-        settings = ckpt.get("settings", {})
+        settings = ckpt["settings"]
         for key, now in (("seed", self.options.seed), ("batch_size", self.training.batch_size),
                          ("world", self.dist.world)):
             if settings.get(key) != now:
                 raise SpdnnError(f"--resume: the run was started with {key} {settings.get(key)}, this command has "
                                  f"{now}; resume with the same settings")
+        unknown = sorted(set(ckpt["balances"]) - set(self.system.balances))
+        if unknown:
+            raise SpdnnError(f"--resume: {where} does not fit this system: balances {unknown} are not in it")
         try:
             for n, m in self.system.networks.items():
                 m.load_state_dict(ckpt["networks"][n])
@@ -214,12 +221,14 @@ class Trainer:
                 o.load_state_dict(ckpt["optimizers"][n])
             for n, s in self.schedulers.items():
                 s.load_state_dict(ckpt["schedulers"][n])
-        except (KeyError, RuntimeError, ValueError) as e:
-            raise SpdnnError(f"--resume: {where} does not fit this system: {str(e).splitlines()[0][:200]}") from None
+            torch.set_rng_state(ckpt["rng"]["torch"])
+            self.noise.set_state(ckpt["rng"]["noise"])
+        except STATE_ERRORS as e:
+            # torch checks shapes and raises one of these for a state of another network or optimiser
+            raise SpdnnError(f"--resume: {where} does not fit this system: "
+                             f"{first_line(e)}") from None
         for k, value in ckpt["balances"].items():
             self.system.balances[k].k = value
-        torch.set_rng_state(ckpt["rng"]["torch"])
-        self.noise.set_state(ckpt["rng"]["noise"])
         self.epoch, self.step = ckpt["epoch"], ckpt["step"]
         self.sums, self.counts = dict(ckpt["sums"]), dict(ckpt["counts"])
         self.history, self.best = list(ckpt["history"]), dict(ckpt["best"])
@@ -391,7 +400,11 @@ class Trainer:
         for name in self.spec.trainable():
             module = self.system.networks[name]
             if weights is not None:
-                module.load_state_dict(weights[name])
+                try:
+                    module.load_state_dict(weights[name])
+                except STATE_ERRORS as e:
+                    raise SpdnnError(f"{best} does not hold the weights of network {name!r} (damaged, or from "
+                                     f"another run): {first_line(e)}") from None
             graph = self.spec.networks[name].graph
             stem = graph.name
             write_file_atomically(self.out / f"{stem}.pt", state_dict_bytes(module))
