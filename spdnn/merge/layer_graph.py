@@ -29,7 +29,8 @@ import functools
 import heapq
 import itertools
 import json
-from collections.abc import Iterator
+import operator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -89,7 +90,8 @@ class Op:
         members of one merged layer may disagree on (stride, padding, dilation, groups, bias)."""
         cached = self.__dict__.get("_geometry")
         if cached is None:
-            cached = tuple((k, v) for k, v in vars(self.attrs).items() if k not in _WIDTH_KEYS)
+            keys, values = _geometry_fields(type(self.attrs))
+            cached = tuple(zip(keys, values(vars(self.attrs))))
             object.__setattr__(self, "_geometry", cached)
         return cached
 
@@ -100,6 +102,14 @@ class Op:
 
 
 _WIDTH_KEYS = {"in_channels", "out_channels", "in_features", "out_features"}
+
+
+@functools.cache
+def _geometry_fields(attrs_type: type[OpAttrs]) -> tuple[tuple[str, ...], Callable[[dict], tuple]]:
+    """The non-width fields of an attrs model, and a function reading their values from an
+    instance's ``__dict__`` as a tuple."""
+    keys = tuple(k for k in attrs_type.model_fields if k not in _WIDTH_KEYS)
+    return keys, (lambda d: tuple(d[k] for k in keys)) if len(keys) < 2 else operator.itemgetter(*keys)
 
 
 @dataclass(frozen=True)
