@@ -20,14 +20,23 @@ def examples(*lines: str) -> str:
     return "examples:\n" + "\n".join(f"  {line}" for line in lines)
 
 
-def positive_int(text: str) -> int:
+def _int_between(text: str, low: int, high: int | None, expected: str) -> int:
+    """``text`` as an integer from ``low`` to ``high`` (None: no upper bound)."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if value < low or (high is not None and value > high):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {value}")
     return value
+
+
+def positive_int(text: str) -> int:
+    return _int_between(text, 1, None, "a positive integer")
+
+
+def non_negative_int(text: str) -> int:
+    return _int_between(text, 0, None, "an integer >= 0")
 
 
 #: Seeds go to numpy, torch and Python generators: the range all of them take.
@@ -36,23 +45,7 @@ SEED_MAX = 2**63 - 1
 
 def seed(text: str) -> int:
     """A random seed: an integer from 0 to 2**63 - 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
-    if not 0 <= value <= SEED_MAX:
-        raise argparse.ArgumentTypeError(f"expected a seed from 0 to 2**63 - 1, got {value}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
+    return _int_between(text, 0, SEED_MAX, "a seed from 0 to 2**63 - 1")
 
 
 def count(text: str) -> int:

@@ -94,12 +94,14 @@ def contract(lg: LayerGraph, key: LabelKey = "paper", tag: str = "d") -> Contrac
     searches = 0
     for n in order:
         block = lg.block(n)
-        pred_groups = {group_of[p] for p in lg.predecessors(n, ordered=False)}
-        reaching = 0 if skip_search else reach.reaching_any(pred_groups)
+        if not skip_search:
+            pred_groups = {group_of[p] for p in lg.predecessors(n, ordered=False)}
+            reaching = reach.reaching_any(pred_groups)
         chosen = None
         mergeable = n not in (INPUT, OUTPUT) and block.kind != JOIN
+        block_key = _key(block, key) if mergeable else None
         if mergeable:
-            for g in candidates.get(_key(block, key), ()):
+            for g in candidates.get(block_key, ()):
                 if skip_search:
                     chosen = g
                     break
@@ -114,7 +116,7 @@ def contract(lg: LayerGraph, key: LabelKey = "paper", tag: str = "d") -> Contrac
             if not skip_search:
                 reach.add_group()
             if mergeable:
-                candidates.setdefault(_key(block, key), []).append(chosen)
+                candidates.setdefault(block_key, []).append(chosen)
         members[chosen].append(n)
         if not skip_search:
             reach.add_edges(pred_groups, chosen, reaching)
