@@ -46,6 +46,7 @@ def test_compile_writes_every_output(tmp_path):
     assert "conv1 --> pool1" in mmd  # relu1 is drawn inside conv1's box
 
 
+@pytest.mark.slow  # the README test runs the same command in the default run; this one counts the files
 def test_compile_all_shipped_specs_in_one_call(tmp_path):
     proc = run("compile", "--separate", *map(str, SPECS), "-o", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
