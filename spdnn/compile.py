@@ -292,15 +292,24 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def check_output_file(path: str | Path, example: str = "") -> Path:
+    """``path`` as a file spdnn may replace; SpdnnError for a folder (suggesting ``example`` inside
+    it) or a device, FIFO or socket (the rename of an atomic write would replace it: as root,
+    /dev/null)."""
+    target = Path(path)
+    if target.is_dir():
+        such_as = f" such as {target / example}" if example else ""
+        raise SpdnnError(f"{target} is a folder; give a file name{such_as}")
+    if target.exists() and not target.is_file():
+        raise SpdnnError(f"{target} is not a regular file (a device, FIFO or socket); spdnn writes files by "
+                         "renaming a new file into place, which would replace it; give a file name")
+    return target
+
+
 def write_file_atomically(path: str | Path, data: bytes) -> None:
     """Write one file through a temporary file in the same folder and a rename. Only a regular
     file is ever replaced: a folder, device, FIFO or socket at ``path`` is an SpdnnError."""
-    target = Path(path)
-    if target.is_dir():
-        raise SpdnnError(f"{target} is a folder; give a file name")
-    if target.exists() and not target.is_file():  # the rename would replace a device (as root, /dev/null)
-        raise SpdnnError(f"{target} is not a regular file (a device, FIFO or socket); spdnn writes files by "
-                         "renaming a new file into place, which would replace it; give a file name")
+    target = check_output_file(path)
     folder = target.parent
     try:
         _remove_stale(folder)

@@ -93,11 +93,12 @@ def _check_feeds(session: Any, feeds: dict[str, tuple[str, np.ndarray]] | list[t
 
 
 def _output_path(path: str) -> Path:
-    out = Path(path)
-    if out.is_dir():
-        raise SpdnnError(f"output {path} is a directory; give a file name such as {out / 'outputs.npz'}")
-    if out.exists() and not out.is_file():
-        raise SpdnnError(f"output {path} is not a regular file (a device, FIFO or socket); give a file name")
+    from spdnn.compile import check_output_file
+
+    try:
+        out = check_output_file(path, example="outputs.npz")
+    except SpdnnError as e:
+        raise SpdnnError(f"output {e}") from None
     if out.suffix != ".npz":
         raise SpdnnError(f"output {path}: the outputs are saved as .npz; give a name ending in .npz")
     if not out.parent.exists():

@@ -48,7 +48,7 @@ def _huge_header(path):
     (lambda p: p.write_bytes(b"not an array"), [], "not a .npy array file"),
     (lambda p: np.save(p, np.array(["a", "b"])), [], "is not numeric"),
     (lambda p: np.save(p, np.zeros((2, 3, 28, 28), np.float32)), [], "expected shape ('N', 1, 28, 28), got (2, 3, 28, 28)"),
-    (lambda p: np.save(p, np.zeros((2, 1, 28, 28), np.float32)), ["-o", "{tmp}"], "is a directory"),
+    (lambda p: np.save(p, np.zeros((2, 1, 28, 28), np.float32)), ["-o", "{tmp}"], "is a folder; give a file name such as"),
     (lambda p: np.save(p, np.zeros((2, 1, 28, 28), np.float32)), ["-o", "{tmp}/y.txt"], "give a name ending in .npz"),
     (lambda p: np.save(p, np.zeros((2, 1, 28, 28), np.float32)), ["--random"], "either --random or --input"),
 ])

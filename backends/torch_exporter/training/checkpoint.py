@@ -14,8 +14,7 @@ import torch
 from spdnn.compile import write_file_atomically
 from spdnn.errors import SpdnnError, first_line
 
-__all__ = ["CHECKPOINT_FORMAT", "STATE_ERRORS", "WEIGHTS_FORMAT", "check_progress", "first_line", "load_checkpoint",
-           "save_atomically"]
+__all__ = ["CHECKPOINT_FORMAT", "STATE_ERRORS", "WEIGHTS_FORMAT", "check_progress", "load_checkpoint", "save_atomically"]
 
 CHECKPOINT_FORMAT = "spdnn-train/1"
 WEIGHTS_FORMAT = "spdnn-weights/1"

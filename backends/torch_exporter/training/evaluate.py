@@ -19,10 +19,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from spdnn.errors import SpdnnError
+from spdnn.errors import SpdnnError, first_line
 from spdnn.ir.graph import Graph
 
-from .checkpoint import STATE_ERRORS, WEIGHTS_FORMAT, first_line, load_checkpoint
+from .checkpoint import STATE_ERRORS, WEIGHTS_FORMAT, load_checkpoint
 
 __all__ = ["TASKS", "binary_metrics", "evaluate", "load_model", "psnr", "ssim"]
 

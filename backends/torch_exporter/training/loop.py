@@ -39,10 +39,10 @@ import numpy as np
 import torch
 
 from spdnn.compile import write_file_atomically
-from spdnn.errors import SpdnnError
+from spdnn.errors import SpdnnError, first_line
 from spdnn.system.spec import SystemSpec
 
-from .checkpoint import (CHECKPOINT_FORMAT, STATE_ERRORS, WEIGHTS_FORMAT, check_progress, first_line, load_checkpoint,
+from .checkpoint import (CHECKPOINT_FORMAT, STATE_ERRORS, WEIGHTS_FORMAT, check_progress, load_checkpoint,
                          save_atomically)
 from .data import Dataset, load_dataset, split
 from .plot import plot_losses
