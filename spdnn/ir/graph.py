@@ -293,6 +293,16 @@ class Graph:
             raise VerifyError(f"graph {self.name!r} has a cycle: {path}")
         return order
 
+    def records(self) -> Iterator[tuple[Node, list[Value], dict[str, Any]]]:
+        """``(node, inputs in slot order, meta)`` of every node in topological order: one pass
+        for code that reads a whole graph (the meta dicts are the graph's own, as ``meta_of``)."""
+        recs, ins = self._recs, self._ins
+        if self._order is None:
+            self._order = self._lexicographic_topo_order()
+        for n in self._order:
+            rec, slots = recs[n], ins[n]
+            yield rec.node, list(slots.values()) if len(slots) < 2 else [slots[k] for k in sorted(slots)], rec.meta
+
     def __iter__(self) -> Iterator[Node]:
         recs = self._recs
         return (recs[n].node for n in self.topo_order())

@@ -25,6 +25,7 @@ Rules:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Literal
 
 from spdnn.ir.naming import unique_name
@@ -60,17 +61,23 @@ class Contraction:
 
 
 def _key(block: Block, key: LabelKey) -> tuple:
-    return (block.label,) if key == "paper" else (block.label, block.extended_key())
+    """What blocks must share to merge (rules 2 and 6)."""
+    return block.label if key == "paper" else (block.label, block.extended_key())
 
 
 def _monotone(lg: LayerGraph) -> bool:
+    """Do all edges between layers go up in label distance (or all down)? (rule 4)"""
     up = down = True
-    for u, v in lg.edges():
-        if u == INPUT or v == OUTPUT:
+    distance: dict[str, int] = {}
+    for n, block, preds in lg.walk():  # producers come first: their distances are known
+        if n == INPUT or n == OUTPUT:
             continue
-        du, dv = lg.block(u).label[1], lg.block(v).label[1]
-        up &= du < dv
-        down &= du > dv
+        dv = distance[n] = block.label[1]
+        for u in preds:
+            if u != INPUT:
+                du = distance[u]
+                up &= du < dv
+                down &= du > dv
         if not (up or down):
             return False
     return True
@@ -84,7 +91,6 @@ def contract(lg: LayerGraph, key: LabelKey = "paper", tag: str = "d") -> Contrac
         key: "paper" (label only) or "extended" (label plus geometry and tail ops).
         tag: letter used in the names of merged nodes (``c3_d1``: 3x3 conv at distance 1).
     """
-    order = lg.order()
     skip_search = _monotone(lg)
     candidates: dict[tuple, list[int]] = {}
     group_of: dict[str, int] = {}
@@ -92,19 +98,27 @@ def contract(lg: LayerGraph, key: LabelKey = "paper", tag: str = "d") -> Contrac
     reach = _Reachability()
     refused: list[tuple[str, int]] = []
     searches = 0
-    for n in order:
-        block = lg.block(n)
-        if not skip_search:
-            pred_groups = {group_of[p] for p in lg.predecessors(n, ordered=False)}
-            reaching = reach.reaching_any(pred_groups)
+    for n, block, preds in lg.walk():
+        mergeable = n != INPUT and n != OUTPUT and block.kind != JOIN
+        if skip_search:  # rule 4: the first group of the label is always free
+            if mergeable:
+                block_key = _key(block, key)
+                group = candidates.get(block_key)
+                if group is not None:
+                    chosen = group[0]
+                    members[chosen].append(n)
+                    group_of[n] = chosen
+                    continue
+                candidates[block_key] = [len(members)]
+            group_of[n] = len(members)
+            members.append([n])
+            continue
+        pred_groups = {group_of[p] for p in preds}
+        reaching = reach.reaching_any(pred_groups)
         chosen = None
-        mergeable = n not in (INPUT, OUTPUT) and block.kind != JOIN
         block_key = _key(block, key) if mergeable else None
         if mergeable:
             for g in candidates.get(block_key, ()):
-                if skip_search:
-                    chosen = g
-                    break
                 searches += 1
                 if not reaching >> g & 1:
                     chosen = g
@@ -113,21 +127,30 @@ def contract(lg: LayerGraph, key: LabelKey = "paper", tag: str = "d") -> Contrac
         if chosen is None:
             chosen = len(members)
             members.append([])
-            if not skip_search:
-                reach.add_group()
+            reach.add_group()
             if mergeable:
                 candidates.setdefault(block_key, []).append(chosen)
         members[chosen].append(n)
-        if not skip_search:
-            reach.add_edges(pred_groups, chosen, reaching)
+        reach.add_edges(pred_groups, chosen, reaching)
         group_of[n] = chosen
     out, names = _build(lg, members, group_of, tag)
     return Contraction(
         out,
         groups={names[i]: list(m) for i, m in enumerate(members)},
-        refused=[Refusal(n, names[g], format_label(lg.block(n).label)) for n, g in refused],
+        refused=_refusals(lg, refused, names),
         searches=searches,
     )
+
+
+def _refusals(lg: LayerGraph, refused: list[tuple[str, int]], names: list[str]) -> list[Refusal]:
+    labels: dict[str, str] = {}  # a block refused by several groups is formatted once
+    out = []
+    for n, g in refused:
+        label = labels.get(n)
+        if label is None:
+            label = labels[n] = format_label(lg.block(n).label)
+        out.append(Refusal(n, names[g], label))
+    return out
 
 
 class _Reachability:
@@ -171,28 +194,40 @@ def _build(lg: LayerGraph, members: list[list[str]], group_of: dict[str, int], t
     out = LayerGraph(lg.name)
     out.copy_meta(lg)
     names: list[str] = []
-    taken: set[str] = set(lg.order())  # merged names must not collide with any kept node id
+    taken = _Taken(lg)  # merged names must not collide with any kept node id
+    block_of = lg.block
     for nodes in members:
-        first = lg.block(nodes[0])
+        first = block_of(nodes[0])
         if len(nodes) == 1:
             name = nodes[0]
-        else:
-            name = unique_name(f"{first.slug}_{tag}{first.label[1]}", taken)
-        taken.add(name)
-        names.append(name)
-        if len(nodes) == 1:
             block = Block(first.kind, first.layer, first.tail, first.pooling, list(first.members), first.label)
         else:
-            merged = [m for n in nodes for m in lg.block(n).members]
+            name = unique_name(f"{first.slug}_{tag}{first.label[1]}", taken)
+            merged = list(chain.from_iterable([block_of(n).members for n in nodes]))
             winner = winning_member(merged)
             block = Block(first.kind, winner.op, winner.tail, first.pooling, merged, first.label)
+        taken.new.add(name)
+        names.append(name)
         out.add(name, block)
-    collapsed: dict[tuple[str, str], list[Edge]] = {}
-    for u, v in lg.edges():
-        gu, gv = names[group_of[u]], names[group_of[v]]
+    collapsed: dict[tuple[int, int], list[Edge]] = {}
+    for u, v, edge in lg.edge_items():
+        gu, gv = group_of[u], group_of[v]
         if gu != gv:
-            collapsed.setdefault((gu, gv), []).append(lg.edge(u, v))
+            found = collapsed.get((gu, gv))
+            if found is None:
+                collapsed[gu, gv] = [edge]
+            else:
+                found.append(edge)
     for (gu, gv), edges in collapsed.items():
-        out.connect(gu, gv, winning_edge(edges))
+        out.connect(names[gu], names[gv], winning_edge(edges))
     return out, names
 
+
+class _Taken:
+    """The node ids of a graph plus the names given so far (for :func:`unique_name`)."""
+
+    def __init__(self, lg: LayerGraph):
+        self.lg, self.new = lg, set()
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.new or name in self.lg

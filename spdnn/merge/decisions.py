@@ -22,7 +22,9 @@ that won, the versions dropped and why.
 from __future__ import annotations
 
 import json
+import operator
 from collections import Counter
+from itertools import chain
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -36,13 +38,23 @@ T = TypeVar("T")
 
 
 def vote(items: Sequence[T], key: Callable[[T], Hashable], name: Callable[[T], tuple]) -> tuple[T, int]:
-    """The item whose key most items share, ties to the smallest ``name``; and that key's count."""
+    """The item whose key most items share, ties to the smallest ``name``; and that key's count.
+
+    Keys are counted by identity first and the distinct objects then by value: members read
+    from one parent set share their key objects, so a vote over thousands of members hashes a
+    few keys instead of every one (a key's hash is a walk over nested tuples and attributes)."""
     keys = [key(i) for i in items]
-    counts = Counter(keys)
-    if len(counts) == 1:
-        return min(items, key=name), len(items)
-    best = min(range(len(items)), key=lambda j: (-counts[keys[j]], name(items[j])))
-    return items[best], counts[keys[best]]
+    by_id = Counter(map(id, keys))
+    if len(by_id) > 1:
+        distinct = {id(k): k for k in keys}
+        by_value = Counter()
+        for i, k in distinct.items():
+            by_value[k] += by_id[i]
+        if len(by_value) > 1:
+            count_of = {i: by_value[k] for i, k in distinct.items()}
+            best = max(by_value.values())
+            return min((item for item, k in zip(items, keys) if count_of[id(k)] == best), key=name), best
+    return min(items, key=name), len(items)
 
 
 def winning_member(members: Sequence[Member]) -> Member:
@@ -57,17 +69,19 @@ def winning_edge(edges: Sequence[Edge]) -> Edge:
     transitions that most of their parent edges carry (rule 2)."""
     if len(edges) == 1:
         return edges[0]
-    sources = tuple(s for e in edges for s in e.sources)
-    (parent, transitions), _ = vote(sources, _transitions_key, lambda s: (s[0],))
+    sources = tuple(chain.from_iterable([e.sources for e in edges]))
+    (parent, transitions), _ = vote(sources, _transitions_key, _source_parent)
     return Edge(transitions, sources, parent)
 
 
-def _member_name(m: Member) -> tuple:
-    return (m.parent, m.layer)
+_in_size: Callable[[Member], tuple[int, ...]] = operator.attrgetter("in_size")
+#: what ties are broken by: (parent, layer)
+_member_name: Callable[[Member], tuple] = operator.attrgetter("parent", "layer")
 
 
-def _transitions_key(source: tuple[str, tuple[Op, ...]]) -> tuple:
-    return tuple((op.op, op.attrs) for op in source[1])
+#: a parent edge's transitions (ops compare by op and attributes) and its parent, the tie-break
+_transitions_key: Callable[[tuple[str, tuple[Op, ...]]], tuple[Op, ...]] = operator.itemgetter(1)
+_source_parent: Callable[[tuple[str, tuple[Op, ...]]], str] = operator.itemgetter(0)
 
 
 @dataclass(frozen=True)
@@ -162,7 +176,7 @@ def _resolution_decision(n: str, members: Sequence[Member]) -> list[Decision]:
 
 def resolution_member(members: Sequence[Member]) -> Member:
     """The member whose input resolution a merged layer takes (rule 3)."""
-    return vote(members, lambda m: m.in_size, _member_name)[0]
+    return vote(members, _in_size, _member_name)[0]
 
 
 def _edge_decision(where: str, edge: Edge) -> list[Decision]:

@@ -25,17 +25,14 @@ __all__ = ["label_from_input"]
 def label_from_input(lg: LayerGraph) -> LayerGraph:
     """Label every block in place with (structure, longest distance from the input)."""
     distance: dict[str, int] = {}
-    for n in lg.order():
-        block = lg.block(n)
+    for n, block, preds in lg.walk():
         if n == INPUT:
             distance[n] = 0
         elif n == OUTPUT:
             block.label = None
             continue
         else:
-            preds = lg.predecessors(n, ordered=False)
-            longest = distance[preds[0]] if len(preds) == 1 else max(distance[p] for p in preds)
+            longest = max(map(distance.__getitem__, preds)) if len(preds) > 1 else distance[next(iter(preds))]
             distance[n] = longest + (0 if block.kind == JOIN else 1)
         block.label = (block.structure, distance[n])
     return lg
-

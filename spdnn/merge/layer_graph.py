@@ -30,7 +30,7 @@ import heapq
 import itertools
 import json
 import operator
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -127,6 +127,16 @@ class Member:
     #: concatenation (the summands of an add), and the names of its tail nodes
     sources: tuple[str, ...] = field(default=("",), compare=False, repr=False)
     tail_names: tuple[str, ...] = field(default=(), compare=False, repr=False)
+
+    @classmethod
+    def _of(cls, parent: str, layer: str, width: int, op: Op | None, tail: tuple[Op, ...], in_size: tuple[int, ...],
+            sources: tuple[str, ...], tail_names: tuple[str, ...]) -> Member:
+        """``Member(...)`` without the frozen dataclass's ``object.__setattr__`` per field (a
+        third of the time; a merge makes one member per parent layer)."""
+        m = object.__new__(cls)
+        vars(m).update(parent=parent, layer=layer, width=width, op=op, tail=tail, in_size=in_size, sources=sources,
+                       tail_names=tail_names)
+        return m
 
     def variant(self) -> tuple:
         """What a merged layer keeps of one member: layer geometry and tail ops (computed once:
@@ -285,6 +295,10 @@ class LayerGraph:
         """Every edge (u, v): sources in insertion order, each source's edges in insertion order."""
         return ((u, v) for u, succ in self._succ.items() for v in succ)
 
+    def edge_items(self) -> Iterator[tuple[str, str, Edge]]:
+        """Every edge with its payload, ``(u, v, edge)``, in the order of :meth:`edges`."""
+        return ((u, v, e) for u, succ in self._succ.items() for v, e in succ.items())
+
     def __contains__(self, node_id: object) -> bool:
         return node_id in self._blocks
 
@@ -315,6 +329,17 @@ class LayerGraph:
                 raise MergeError(f"layer graph {self.name!r} has a cycle")  # contraction prevents this
             self._order = order
         return list(self._order)
+
+    def walk(self) -> Iterator[tuple[str, Block, Mapping[str, Edge]]]:
+        """``(node id, block, its in-edges by producer)`` in topological order: one pass for the
+        stages that visit every block (do not change the graph while walking it)."""
+        blocks, pred = self._blocks, self._pred
+        return ((n, blocks[n], pred[n]) for n in self._topological())
+
+    def _topological(self) -> list[str]:
+        if self._order is None:
+            self.order()
+        return self._order
 
     def predecessors(self, node_id: str, ordered: bool = True) -> list[str]:
         """Producers of ``node_id``, by insertion index (``ordered=False``: any order, faster)."""
@@ -432,94 +457,140 @@ def from_networks(parents: list[Graph], name: str = "merged") -> LayerGraph:
         if parent.name in seen_names:
             raise MergeError(f"two parents are called {parent.name!r}; parent names must differ")
         seen_names.add(parent.name)
-    members: dict[str, _MemberParts] = {}
-    lasts = [_add_parent(lg, parent, members) for parent in parents]
+    reader = _Reader(lg)
+    lasts = [reader.add_parent(parent) for parent in parents]
     lg.add(OUTPUT, Block(OUTPUT))
     for feeds in lasts:
         for last, edge in feeds:
             lg.connect(last, OUTPUT, edge)
     lg.parents = [p.name for p in parents]
-    for block_id, (parent, layer, width, in_size, sources, tail_names) in members.items():
-        b = lg.block(block_id)  # members keep their own ops (tails are complete only now)
-        b.members = [Member(parent, layer, width, b.layer, b.tail, in_size, sources, tuple(tail_names))]
+    reader.finish()
     return lg
 
-
-#: what a block's only member will hold, gathered while its parent is read:
-#: (parent, layer, width, input size, source layers, tail node names)
-_MemberParts = tuple[str, str, int, tuple[int, ...], tuple[str, ...], list[str]]
 
 #: (producing block id or INPUT, transitions since it) -- the sources of one value of a parent
 _Feeds = tuple[tuple[str, tuple[Op, ...]], ...]
 
 
-def _add_parent(lg: LayerGraph, parent: Graph, members: dict[str, _MemberParts]) -> _Feeds:
-    """Add one parent's blocks (rules 1-4) and their members' parts to ``members``; return the
-    feeds of its output."""
-    ins, outs = parent.input_nodes(), parent.output_nodes()
-    if len(ins) != 1 or len(outs) != 1:
-        raise MergeError(f"parent {parent.name!r} has {len(ins)} inputs and {len(outs)} outputs; "
-                         "SPDNN merging takes single-input, single-output parents")
-    in_shape = parent.out_types(ins[0].name)[0].sample_shape
-    out_shape = parent.type_of(parent.inputs_of(outs[0].name)[0]).sample_shape
-    named = f"parent {parent.name!r}" + (f" ({parent.meta['file']})" if parent.meta.get("file") else "")
-    if lg.input_shape and in_shape != lg.input_shape:
-        raise MergeError(f"{named} takes input {in_shape}, the others {lg.input_shape}; "
-                         "parents must share one input")
-    if lg.output_shape and out_shape != lg.output_shape:
-        raise MergeError(f"{named} outputs {out_shape}, the others {lg.output_shape}; "
-                         "parents must produce the same output")
-    lg.input_shape, lg.output_shape = in_shape, out_shape
-    lg.pool_kinds[parent.name] = "avg_pool2d" if parent.nodes("avg_pool2d") else "max_pool2d"
-    feeds: dict[str, _Feeds] = {ins[0].name: ((INPUT, ()),)}
-    pooling: dict[str, tuple[int, ...]] = {INPUT: ()}
-    for node in parent:
-        if node.op in ("input", "output"):
-            continue
-        preds = parent.inputs_of(node.name)
-        if len(preds) == 1 and not preds[0].port:
-            incoming = feeds[preds[0].node]
-        elif any(v.port for v in preds) or node.op not in JOIN_OPS:
-            raise MergeError(f"parent {parent.name!r}: node {node.name!r} ({node.op}) joins or splits paths in a "
-                             "way SPDNN merging does not take; joins must be 'add' or channel 'concat'")
-        else:
-            incoming = tuple(f for v in preds for f in feeds[v.node])
-        if node.op == "concat":
-            rank = parent.type_of(preds[0]).rank
-            if node.attrs.axis % rank != 1:
-                raise MergeError(f"parent {parent.name!r}: concat {node.name!r} joins on axis {node.attrs.axis}; "
-                                 "SPDNN merging takes channel concatenations (axis 1) only")
-            feeds[node.name] = incoming  # rule 5
-            continue
-        op = Op(node.op, node.attrs, parent.meta_of(node.name).get(M.LAYER_OPTIONS))
-        if node.op in LAYER_OPS or node.op == "add":
-            block_id = f"{parent.name}__{node.name}"
-            src, trans = incoming[0]
-            pool = () if node.op == "linear" else apply_transitions(pooling[src], trans)
-            if node.op == "add":
-                width = int(parent.out_types(node.name)[0].shape[1])
+class _Reader:
+    """Reads parents into a layer graph (rules 1-5) in one pass over each parent's nodes.
+
+    Equal ops are shared: one :class:`Op` per (op, attributes object, layer options) and one
+    tail tuple per sequence of ops, so that what is derived from them (geometry, member
+    variants) is computed once per distinct value, not once per parent layer."""
+
+    def __init__(self, lg: LayerGraph):
+        self.lg = lg
+        self.ops: dict[tuple[str, int, int], Op] = {}
+        self.tails: dict[tuple[int, ...], tuple[Op, ...]] = {(): ()}
+        self.sizes: dict[tuple[int, ...], tuple[int, ...]] = {}
+        self.transitions: dict[tuple[int, ...], tuple[Op, ...]] = {}
+        #: per block: parent, layer, width, input size, source layers, tail node names, tail ops
+        self.parts: dict[str, tuple[str, str, int, tuple[int, ...], tuple[str, ...], list[str], list[Op]]] = {}
+
+    def op(self, op: str, attrs: OpAttrs, options: LayerOptions | None) -> Op:
+        key = (op, id(attrs), id(options))  # the attrs and options stay alive in the Op
+        found = self.ops.get(key)
+        if found is None:
+            found = self.ops[key] = Op(op, attrs, options)
+        return found
+
+    def finish(self) -> None:
+        """Give every block its tail and its one member (tails are complete only now)."""
+        blocks, tails = self.lg._blocks, self.tails
+        variants: dict[tuple[int, int], tuple] = {}
+        for block_id, (parent, layer, width, in_size, sources, tail_names, tail_ops) in self.parts.items():
+            b = blocks[block_id]
+            key = tuple(map(id, tail_ops))
+            tail = tails.get(key)
+            if tail is None:
+                tail = tails[key] = tuple(tail_ops)
+            b.tail = tail
+            member = Member._of(parent, layer, width, b.layer, tail, in_size, sources, tuple(tail_names))
+            vkey = (id(b.layer), id(tail))
+            variant = variants.get(vkey)
+            if variant is None:
+                variant = variants[vkey] = member.variant()
             else:
-                width = getattr(node.attrs, "out_channels", None) or node.attrs.out_features
-            in_size = parent.type_of(preds[0]).sample_shape[1:]
-            sources = tuple("" if f == INPUT else members[f][1] for f, _ in incoming)
-            lg.add(block_id, Block(LAYER_OPS.get(node.op, JOIN), op, (), pool))
-            members[block_id] = (parent.name, node.name, width, in_size, sources, [])
-            for f_src, f_trans in incoming:
-                lg.connect(f_src, block_id, Edge.of(parent.name, f_trans))
-            pooling[block_id] = pool
-            feeds[node.name] = ((block_id, ()),)
-        elif len(incoming) == 1 and incoming[0][0] != INPUT and not incoming[0][1] and node.op not in _TRANSITION_OPS:
-            src = incoming[0][0]
-            b = lg.block(src)
-            b.tail = (*b.tail, op)
-            members[src][5].append(node.name)
-            feeds[node.name] = incoming
-        else:  # a transition (or an op after a concatenation) applies to every branch it reads
-            feeds[node.name] = tuple((src, (*trans, op)) for src, trans in incoming)
-    out_feeds = feeds[parent.inputs_of(outs[0].name)[0].node]
-    if not any(n.op in LAYER_OPS for n in parent):
-        raise MergeError(f"parent {parent.name!r} has no conv or fully connected layer")
-    if any(src == INPUT for src, _ in out_feeds):
-        raise MergeError(f"parent {parent.name!r} passes its input straight to its output; SPDNN merging needs "
-                         "a layer before the output")
-    return tuple((src, Edge.of(parent.name, trans)) for src, trans in out_feeds)
+                object.__setattr__(member, "_variant", variant)
+            b.members = [member]
+
+    def add_parent(self, parent: Graph) -> tuple[tuple[str, Edge], ...]:
+        """Add one parent's blocks; return (block, edge) for every feed of its output."""
+        lg, parts, pname = self.lg, self.parts, parent.name
+        records = list(parent.records())
+        ins = [node for node, _, _ in records if node.op == "input"]
+        outs = [(node, preds) for node, preds, _ in records if node.op == "output"]
+        if len(ins) != 1 or len(outs) != 1:
+            raise MergeError(f"parent {pname!r} has {len(ins)} inputs and {len(outs)} outputs; "
+                             "SPDNN merging takes single-input, single-output parents")
+        out_value = outs[0][1][0]
+        in_shape = parent.out_types(ins[0].name)[0].sample_shape
+        out_shape = parent.type_of(out_value).sample_shape
+        named = f"parent {pname!r}" + (f" ({parent.meta['file']})" if parent.meta.get("file") else "")
+        if lg.input_shape and in_shape != lg.input_shape:
+            raise MergeError(f"{named} takes input {in_shape}, the others {lg.input_shape}; "
+                             "parents must share one input")
+        if lg.output_shape and out_shape != lg.output_shape:
+            raise MergeError(f"{named} outputs {out_shape}, the others {lg.output_shape}; "
+                             "parents must produce the same output")
+        lg.input_shape, lg.output_shape = in_shape, out_shape
+        lg.pool_kinds[pname] = "avg_pool2d" if any(node.op == "avg_pool2d" for node, _, _ in records) else "max_pool2d"
+        feeds: dict[str, _Feeds] = {ins[0].name: ((INPUT, ()),)}
+        pooling: dict[str, tuple[int, ...]] = {INPUT: ()}
+        has_layer = False
+        for node, preds, meta in records:
+            op_name = node.op
+            if op_name == "input" or op_name == "output":
+                continue
+            if len(preds) == 1 and not preds[0].port:
+                incoming = feeds[preds[0].node]
+            elif op_name not in JOIN_OPS or any(v.port for v in preds):
+                raise MergeError(f"parent {pname!r}: node {node.name!r} ({op_name}) joins or splits paths in a "
+                                 "way SPDNN merging does not take; joins must be 'add' or channel 'concat'")
+            else:
+                incoming = tuple(f for v in preds for f in feeds[v.node])
+            if op_name == "concat":
+                rank = parent.type_of(preds[0]).rank
+                if node.attrs.axis % rank != 1:
+                    raise MergeError(f"parent {pname!r}: concat {node.name!r} joins on axis {node.attrs.axis}; "
+                                     "SPDNN merging takes channel concatenations (axis 1) only")
+                feeds[node.name] = incoming  # rule 5
+                continue
+            op = self.op(op_name, node.attrs, meta.get(M.LAYER_OPTIONS))
+            kind = LAYER_OPS.get(op_name)
+            if kind is not None or op_name == "add":
+                has_layer = has_layer or kind is not None
+                block_id = f"{pname}__{node.name}"
+                src, trans = incoming[0]
+                pool = () if op_name == "linear" else apply_transitions(pooling[src], trans) if trans else pooling[src]
+                if kind is None:
+                    width = int(parent.out_types(node.name)[0].shape[1])
+                else:
+                    width = getattr(node.attrs, "out_channels", None) or node.attrs.out_features
+                in_size = parent.type_of(preds[0]).sample_shape[1:]
+                in_size = self.sizes.setdefault(in_size, in_size)  # shared: votes count shared keys fast
+                sources = tuple("" if f == INPUT else parts[f][1] for f, _ in incoming)
+                lg.add(block_id, Block(kind or JOIN, op, (), pool))
+                parts[block_id] = (pname, node.name, width, in_size, sources, [], [])
+                for f_src, f_trans in incoming:
+                    f_trans = self.transitions.setdefault(tuple(map(id, f_trans)), f_trans) if f_trans else ()
+                    lg.connect(f_src, block_id, Edge(f_trans, ((pname, f_trans),), pname))
+                pooling[block_id] = pool
+                feeds[node.name] = ((block_id, ()),)
+            elif len(incoming) == 1 and not incoming[0][1] and incoming[0][0] != INPUT and \
+                    op_name not in _TRANSITION_OPS:
+                src = incoming[0][0]
+                part = parts[src]
+                part[5].append(node.name)
+                part[6].append(op)
+                feeds[node.name] = incoming
+            else:  # a transition (or an op after a concatenation) applies to every branch it reads
+                feeds[node.name] = tuple((src, (*trans, op)) for src, trans in incoming)
+        out_feeds = feeds[out_value.node]
+        if not has_layer:
+            raise MergeError(f"parent {pname!r} has no conv or fully connected layer")
+        if any(src == INPUT for src, _ in out_feeds):
+            raise MergeError(f"parent {pname!r} passes its input straight to its output; SPDNN merging needs "
+                             "a layer before the output")
+        return tuple((src, Edge(trans, ((pname, trans),), pname)) for src, trans in out_feeds)

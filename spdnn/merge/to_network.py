@@ -45,6 +45,7 @@ from spdnn.ir.graph import Graph, Value
 from spdnn.ir.types import TensorType
 from spdnn.merge.decisions import resolution_member
 from spdnn.merge.layer_graph import INPUT, JOIN, OUTPUT, Block, LayerGraph, MergeError, Op, format_label
+from spdnn.ops import OpAttrs
 from spdnn.passes.infer_shapes import infer_node
 
 __all__ = ["to_network", "FINAL_ACTIVATIONS"]
@@ -55,14 +56,20 @@ ALIGNS = ("auto", "pool", "unpool")
 
 
 class _Builder:
-    """Adds IR nodes and infers their types as it goes."""
+    """Adds IR nodes and infers their types as it goes; attributes given as a dict are
+    validated once per distinct value (a merged network repeats a few: concat on axis 1,
+    pooling by 2, ...)."""
 
     def __init__(self, name: str):
         self.g = Graph(name)
+        self._attrs: dict[tuple[str, str], OpAttrs] = {}
 
     def add(self, base: str, op: str, attrs: Any, inputs: list[Value]) -> Value:
         name = self.g.unique_name(base)
-        self.g.add_node(name, op, attrs, inputs)
+        key = (op, repr(attrs)) if isinstance(attrs, dict) else None
+        node = self.g.add_node(name, op, self._attrs.get(key, attrs) if key else attrs, inputs)
+        if key:
+            self._attrs[key] = node.attrs
         infer_node(self.g, name)
         return Value(name, 0)
 
