@@ -30,7 +30,7 @@ from typing import Literal
 
 from spdnn.ir.naming import unique_name
 from spdnn.merge.decisions import winning_edge, winning_member
-from spdnn.merge.layer_graph import INPUT, JOIN, OUTPUT, Block, Edge, LayerGraph, format_label
+from spdnn.merge.layer_graph import INPUT, JOIN, OUTPUT, Block, Edge, LayerGraph, format_label, frozen_instance
 
 __all__ = ["Contraction", "Refusal", "contract"]
 
@@ -65,24 +65,6 @@ def _key(block: Block, key: LabelKey) -> tuple:
     return block.label if key == "paper" else (block.label, block.extended_key())
 
 
-def _monotone(lg: LayerGraph) -> bool:
-    """Do all edges between layers go up in label distance (or all down)? (rule 4)"""
-    up = down = True
-    distance: dict[str, int] = {}
-    for n, block, preds in lg.walk():  # producers come first: their distances are known
-        if n == INPUT or n == OUTPUT:
-            continue
-        dv = distance[n] = block.label[1]
-        for u in preds:
-            if u != INPUT:
-                du = distance[u]
-                up &= du < dv
-                down &= du > dv
-        if not (up or down):
-            return False
-    return True
-
-
 def contract(lg: LayerGraph, key: LabelKey = "paper", tag: str = "d") -> Contraction:
     """Merge equal-labelled blocks of ``lg`` (which is left unchanged) into a new graph.
 
@@ -91,7 +73,54 @@ def contract(lg: LayerGraph, key: LabelKey = "paper", tag: str = "d") -> Contrac
         key: "paper" (label only) or "extended" (label plus geometry and tail ops).
         tag: letter used in the names of merged nodes (``c3_d1``: 3x3 conv at distance 1).
     """
-    skip_search = _monotone(lg)
+    grouped = _group_monotone(lg, key)
+    if grouped is not None:
+        (members, group_of), refused, searches = grouped, [], 0
+    else:
+        members, group_of, refused, searches = _group_searching(lg, key)
+    out, names = _build(lg, members, group_of, tag)
+    return Contraction(
+        out,
+        groups={names[i]: list(m) for i, m in enumerate(members)},
+        refused=_refusals(lg, refused, names),
+        searches=searches,
+    )
+
+
+def _group_monotone(lg: LayerGraph, key: LabelKey) -> tuple[list[list[str]], dict[str, int]] | None:
+    """Groups by rule 4 (each block joins the first group of its key), checking on the way that
+    every edge between layers goes up in label distance, or every one down; None if not."""
+    up = down = True
+    distance: dict[str, int] = {}
+    candidates: dict[tuple, int] = {}
+    group_of: dict[str, int] = {}
+    members: list[list[str]] = []
+    for n, block, preds in lg.walk():  # producers come first: their distances are known
+        if n != INPUT and n != OUTPUT:
+            dv = distance[n] = block.label[1]
+            for u in preds:
+                if u != INPUT:
+                    du = distance[u]
+                    up &= du < dv
+                    down &= du > dv
+            if not (up or down):
+                return None
+            if block.kind != JOIN:
+                block_key = _key(block, key)
+                chosen = candidates.get(block_key)
+                if chosen is not None:
+                    members[chosen].append(n)
+                    group_of[n] = chosen
+                    continue
+                candidates[block_key] = len(members)
+        group_of[n] = len(members)
+        members.append([n])
+    return members, group_of
+
+
+def _group_searching(lg: LayerGraph, key: LabelKey) -> tuple[list[list[str]], dict[str, int],
+                                                            list[tuple[str, int]], int]:
+    """Groups by rule 3: each block joins the first group of its key that does not reach it."""
     candidates: dict[tuple, list[int]] = {}
     group_of: dict[str, int] = {}
     members: list[list[str]] = []
@@ -100,19 +129,6 @@ def contract(lg: LayerGraph, key: LabelKey = "paper", tag: str = "d") -> Contrac
     searches = 0
     for n, block, preds in lg.walk():
         mergeable = n != INPUT and n != OUTPUT and block.kind != JOIN
-        if skip_search:  # rule 4: the first group of the label is always free
-            if mergeable:
-                block_key = _key(block, key)
-                group = candidates.get(block_key)
-                if group is not None:
-                    chosen = group[0]
-                    members[chosen].append(n)
-                    group_of[n] = chosen
-                    continue
-                candidates[block_key] = [len(members)]
-            group_of[n] = len(members)
-            members.append([n])
-            continue
         pred_groups = {group_of[p] for p in preds}
         reaching = reach.reaching_any(pred_groups)
         chosen = None
@@ -133,13 +149,7 @@ def contract(lg: LayerGraph, key: LabelKey = "paper", tag: str = "d") -> Contrac
         members[chosen].append(n)
         reach.add_edges(pred_groups, chosen, reaching)
         group_of[n] = chosen
-    out, names = _build(lg, members, group_of, tag)
-    return Contraction(
-        out,
-        groups={names[i]: list(m) for i, m in enumerate(members)},
-        refused=_refusals(lg, refused, names),
-        searches=searches,
-    )
+    return members, group_of, refused, searches
 
 
 def _refusals(lg: LayerGraph, refused: list[tuple[str, int]], names: list[str]) -> list[Refusal]:
@@ -149,7 +159,7 @@ def _refusals(lg: LayerGraph, refused: list[tuple[str, int]], names: list[str]) 
         label = labels.get(n)
         if label is None:
             label = labels[n] = format_label(lg.block(n).label)
-        out.append(Refusal(n, names[g], label))
+        out.append(frozen_instance(Refusal, block=n, group=names[g], label=label))
     return out
 
 

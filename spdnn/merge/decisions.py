@@ -43,7 +43,7 @@ def vote(items: Sequence[T], key: Callable[[T], Hashable], name: Callable[[T], t
     Keys are counted by identity first and the distinct objects then by value: members read
     from one parent set share their key objects, so a vote over thousands of members hashes a
     few keys instead of every one (a key's hash is a walk over nested tuples and attributes)."""
-    keys = [key(i) for i in items]
+    keys = list(map(key, items))
     by_id = Counter(map(id, keys))
     if len(by_id) > 1:
         distinct = {id(k): k for k in keys}

@@ -32,7 +32,7 @@ import json
 import operator
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from spdnn.errors import SpdnnError
 from spdnn.ir import meta as M
@@ -42,6 +42,8 @@ from spdnn.ops import OpAttrs
 
 if TYPE_CHECKING:
     import networkx as nx
+
+T = TypeVar("T")
 
 __all__ = ["Op", "Member", "Block", "LayerGraph", "LAYER_OPS", "JOIN", "JOIN_OPS", "POOL_OPS", "UNPOOL_OPS",
            "from_networks", "MergeError"]
@@ -101,6 +103,15 @@ class Op:
         return f"{self.op}(" + ", ".join(f"{k}={v}" for k, v in attrs.items()) + ")"
 
 
+def frozen_instance(cls: type[T], **fields: Any) -> T:
+    """An instance of the frozen dataclass ``cls`` with every field given, made without its
+    ``__init__`` (which sets each field with ``object.__setattr__``: three times slower; the
+    merge makes one member per parent layer and one refusal per refused merge)."""
+    instance = object.__new__(cls)
+    vars(instance).update(fields)
+    return instance
+
+
 _WIDTH_KEYS = {"in_channels", "out_channels", "in_features", "out_features"}
 
 
@@ -131,12 +142,9 @@ class Member:
     @classmethod
     def _of(cls, parent: str, layer: str, width: int, op: Op | None, tail: tuple[Op, ...], in_size: tuple[int, ...],
             sources: tuple[str, ...], tail_names: tuple[str, ...]) -> Member:
-        """``Member(...)`` without the frozen dataclass's ``object.__setattr__`` per field (a
-        third of the time; a merge makes one member per parent layer)."""
-        m = object.__new__(cls)
-        vars(m).update(parent=parent, layer=layer, width=width, op=op, tail=tail, in_size=in_size, sources=sources,
-                       tail_names=tail_names)
-        return m
+        """``Member(...)`` for the merge's own use (one per parent layer), made fast."""
+        return frozen_instance(cls, parent=parent, layer=layer, width=width, op=op, tail=tail, in_size=in_size,
+                               sources=sources, tail_names=tail_names)
 
     def variant(self) -> tuple:
         """What a merged layer keeps of one member: layer geometry and tail ops (computed once:
@@ -235,7 +243,7 @@ def _products(stack: tuple[int, ...]) -> tuple[int, int]:
     return pool, unpool
 
 
-@dataclass
+@dataclass(frozen=True)
 class Edge:
     """Ops between a producer block's output and a consumer block's layer.
 
@@ -475,9 +483,11 @@ _Feeds = tuple[tuple[str, tuple[Op, ...]], ...]
 class _Reader:
     """Reads parents into a layer graph (rules 1-5) in one pass over each parent's nodes.
 
-    Equal ops are shared: one :class:`Op` per (op, attributes object, layer options) and one
-    tail tuple per sequence of ops, so that what is derived from them (geometry, member
-    variants) is computed once per distinct value, not once per parent layer."""
+    Equal values are shared: one :class:`Op` per (op, attributes object, layer options), one
+    tail and one transitions tuple per sequence of those ops, one input size per value and one
+    :class:`Edge` per (parent, transitions), so that what is derived from them (geometry,
+    member variants, vote keys) is computed once per distinct value, not once per parent layer.
+    The reader fills the layer graph's tables directly (it is the only writer while it runs)."""
 
     def __init__(self, lg: LayerGraph):
         self.lg = lg
@@ -485,22 +495,14 @@ class _Reader:
         self.tails: dict[tuple[int, ...], tuple[Op, ...]] = {(): ()}
         self.sizes: dict[tuple[int, ...], tuple[int, ...]] = {}
         self.transitions: dict[tuple[int, ...], tuple[Op, ...]] = {}
-        #: per block: parent, layer, width, input size, source layers, tail node names, tail ops
-        self.parts: dict[str, tuple[str, str, int, tuple[int, ...], tuple[str, ...], list[str], list[Op]]] = {}
-
-    def op(self, op: str, attrs: OpAttrs, options: LayerOptions | None) -> Op:
-        key = (op, id(attrs), id(options))  # the attrs and options stay alive in the Op
-        found = self.ops.get(key)
-        if found is None:
-            found = self.ops[key] = Op(op, attrs, options)
-        return found
+        #: per block: the block, parent, layer, width, input size, source layers, tail node names, tail ops
+        self.parts: dict[str, tuple[Block, str, str, int, tuple[int, ...], tuple[str, ...], list[str], list[Op]]] = {}
 
     def finish(self) -> None:
         """Give every block its tail and its one member (tails are complete only now)."""
-        blocks, tails = self.lg._blocks, self.tails
+        tails = self.tails
         variants: dict[tuple[int, int], tuple] = {}
-        for block_id, (parent, layer, width, in_size, sources, tail_names, tail_ops) in self.parts.items():
-            b = blocks[block_id]
+        for b, parent, layer, width, in_size, sources, tail_names, tail_ops in self.parts.values():
             key = tuple(map(id, tail_ops))
             tail = tails.get(key)
             if tail is None:
@@ -514,6 +516,8 @@ class _Reader:
             else:
                 object.__setattr__(member, "_variant", variant)
             b.members = [member]
+        lg = self.lg  # every edge goes from a block read earlier to one read later (or the output)
+        lg._order, lg._nx = list(lg._blocks), None
 
     def add_parent(self, parent: Graph) -> tuple[tuple[str, Edge], ...]:
         """Add one parent's blocks; return (block, edge) for every feed of its output."""
@@ -536,6 +540,9 @@ class _Reader:
                              "parents must produce the same output")
         lg.input_shape, lg.output_shape = in_shape, out_shape
         lg.pool_kinds[pname] = "avg_pool2d" if any(node.op == "avg_pool2d" for node, _, _ in records) else "max_pool2d"
+        ops, sizes, shared_transitions = self.ops, self.sizes, self.transitions
+        blocks, index, succ, pred, counter = lg._blocks, lg._index, lg._succ, lg._pred, lg._counter
+        edges: dict[int, Edge] = {}  # by id of the (shared) transitions tuple
         feeds: dict[str, _Feeds] = {ins[0].name: ((INPUT, ()),)}
         pooling: dict[str, tuple[int, ...]] = {INPUT: ()}
         has_layer = False
@@ -557,7 +564,11 @@ class _Reader:
                                      "SPDNN merging takes channel concatenations (axis 1) only")
                 feeds[node.name] = incoming  # rule 5
                 continue
-            op = self.op(op_name, node.attrs, meta.get(M.LAYER_OPTIONS))
+            attrs, options = node.attrs, meta.get(M.LAYER_OPTIONS)
+            key = (op_name, id(attrs), id(options))  # the attrs and options stay alive in the Op
+            op = ops.get(key)
+            if op is None:
+                op = ops[key] = Op(op_name, attrs, options)
             kind = LAYER_OPS.get(op_name)
             if kind is not None or op_name == "add":
                 has_layer = has_layer or kind is not None
@@ -567,24 +578,39 @@ class _Reader:
                 if kind is None:
                     width = int(parent.out_types(node.name)[0].shape[1])
                 else:
-                    width = getattr(node.attrs, "out_channels", None) or node.attrs.out_features
-                in_size = parent.type_of(preds[0]).sample_shape[1:]
-                in_size = self.sizes.setdefault(in_size, in_size)  # shared: votes count shared keys fast
-                sources = tuple("" if f == INPUT else parts[f][1] for f, _ in incoming)
-                lg.add(block_id, Block(kind or JOIN, op, (), pool))
-                parts[block_id] = (pname, node.name, width, in_size, sources, [], [])
+                    width = getattr(attrs, "out_channels", None) or attrs.out_features
+                v = preds[0]
+                in_size = parent.out_types(v.node)[v.port].sample_shape[1:]
+                in_size = sizes.setdefault(in_size, in_size)
+                if len(incoming) == 1:
+                    sources = ("",) if src == INPUT else (parts[src][2],)
+                else:
+                    sources = tuple("" if f == INPUT else parts[f][2] for f, _ in incoming)
+                block = blocks[block_id] = Block(kind or JOIN, op, (), pool)
+                index[block_id] = next(counter)
+                preds_of_block: dict[str, Edge] = {}
+                succ[block_id], pred[block_id] = {}, preds_of_block
+                parts[block_id] = (block, pname, node.name, width, in_size, sources, [], [])
                 for f_src, f_trans in incoming:
-                    f_trans = self.transitions.setdefault(tuple(map(id, f_trans)), f_trans) if f_trans else ()
-                    lg.connect(f_src, block_id, Edge(f_trans, ((pname, f_trans),), pname))
+                    if f_trans:
+                        f_trans = shared_transitions.setdefault(tuple(map(id, f_trans)), f_trans)
+                    edge = edges.get(id(f_trans))
+                    if edge is None:
+                        edge = edges[id(f_trans)] = Edge(f_trans, ((pname, f_trans),), pname)
+                    out_edges = succ[f_src]
+                    if block_id not in out_edges:
+                        out_edges[block_id] = preds_of_block[f_src] = edge
                 pooling[block_id] = pool
                 feeds[node.name] = ((block_id, ()),)
             elif len(incoming) == 1 and not incoming[0][1] and incoming[0][0] != INPUT and \
                     op_name not in _TRANSITION_OPS:
-                src = incoming[0][0]
-                part = parts[src]
-                part[5].append(node.name)
-                part[6].append(op)
+                part = parts[incoming[0][0]]
+                part[6].append(node.name)
+                part[7].append(op)
                 feeds[node.name] = incoming
+            elif len(incoming) == 1:  # a transition
+                src, trans = incoming[0]
+                feeds[node.name] = ((src, (*trans, op)),)
             else:  # a transition (or an op after a concatenation) applies to every branch it reads
                 feeds[node.name] = tuple((src, (*trans, op)) for src, trans in incoming)
         out_feeds = feeds[out_value.node]
