@@ -51,6 +51,23 @@ def test_topological_order_breaks_ties_by_insertion():
     assert g.topo_order() == ["x", "z", "b", "m", "cat", "y"]
 
 
+def test_records_give_each_node_with_its_inputs_in_slot_order_and_its_own_meta():
+    g = Graph()
+    g.add_node("x", "input", {"shape": [3]})
+    for name in ["z", "b"]:
+        g.add_node(name, "relu", {}, ["x"])
+    g.add_node("cat", "concat", {"axis": 1}, ["b", "z", "b"])
+    g.add_node("y", "output", {}, ["cat"])
+    g.meta_of("z")["note"] = 1
+    records = list(g.records())
+    assert [node.name for node, _, _ in records] == g.topo_order() == ["x", "z", "b", "cat", "y"]
+    assert [[str(v) for v in inputs] for _, inputs, _ in records] == [[], ["x"], ["x"], ["b", "z", "b"], ["cat"]]
+    assert records[1][2] is g.meta_of("z")
+    g.disconnect("cat", 0)  # a changed graph: the next walk sees it
+    g.connect("z", "cat", 0)
+    assert [str(v) for v in dict((n.name, i) for n, i, _ in g.records())["cat"]] == ["z", "z", "b"]
+
+
 def test_names_are_sanitised_and_made_unique():
     assert sanitize("conv 1-a") == "conv_1_a"
     assert sanitize("1st") == "n_1st"

@@ -302,6 +302,20 @@ def test_stages_run_one_by_one_from_python():
     assert graph.structure() == merge_networks(APPA).graph.structure()
 
 
+def test_layer_graph_walks_in_topological_order_with_producers_and_edges():
+    lg = from_networks(DEPTH)
+    walked = list(lg.walk())
+    assert [n for n, _, _ in walked] == lg.order()
+    for n, block, preds in walked:
+        assert block is lg.block(n) and sorted(preds) == sorted(lg.predecessors(n))
+        assert all(preds[u] is lg.edge(u, n) for u in preds)
+    assert [(u, v) for u, v, _ in lg.edge_items()] == list(lg.edges())
+    assert all(e is lg.edge(u, v) for u, v, e in lg.edge_items())
+    edge = next(e for _, _, e in lg.edge_items())
+    with pytest.raises(AttributeError):
+        edge.parent = "other"  # edges are values: the reader shares equal ones
+
+
 @pytest.mark.parametrize("parents,message", [
     ([APPA[0]], "at least two parent networks"),
     ([APPA[0], APPA[0]], "two parents are called"),

@@ -173,3 +173,28 @@ def test_layer_options_come_from_the_winning_member_and_a_disagreement_is_report
     assert again.meta_of(first)["layer_options"].trainable is False
     module = spdnn.build_torch(again)
     assert not any(p.requires_grad for p in getattr(module, first).parameters())
+
+
+def test_vote_counts_equal_keys_together_whether_or_not_they_are_one_object():
+    from spdnn.merge.decisions import vote
+
+    shared = ("relu", 1)
+    items = [("d", shared), ("c", shared), ("b", ("relu", 1)), ("a", ("tanh", 2)), ("e", ("tanh", 2))]
+    # ("relu", 1) three times (two objects), ("tanh", 2) twice: the majority wins despite "a"
+    assert vote(items, lambda i: i[1], lambda i: i[0]) == (("b", ("relu", 1)), 3)
+    ties = [("b", ("x",)), ("a", tuple(["y"]))]
+    assert vote(ties, lambda i: i[1], lambda i: i[0]) == (("a", ("y",)), 1)
+    assert vote([("z", 1), ("y", 1)], lambda i: i[1], lambda i: i[0]) == (("y", 1), 2)
+
+
+def test_members_made_fast_by_the_merge_equal_members_made_by_hand():
+    from spdnn.merge import Member
+    from spdnn.merge.layer_graph import Op
+
+    op = Op("conv2d", spdnn.get_op("conv2d").attrs.model_validate({"out_channels": 4, "kernel_size": 3}))
+    made = Member._of("p", "conv1", 4, op, (), (8, 8), ("",), ())
+    by_hand = Member("p", "conv1", 4, op, (), (8, 8), ("",), ())
+    assert made == by_hand and hash(made) == hash(by_hand) and str(made) == "p.conv1"
+    assert made.variant() == by_hand.variant() and made.in_size == (8, 8)
+    with pytest.raises(AttributeError):
+        made.width = 5  # still frozen

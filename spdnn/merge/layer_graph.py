@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from spdnn.errors import SpdnnError
 from spdnn.ir import meta as M
-from spdnn.ir.graph import Graph
+from spdnn.ir.graph import Graph, Value
 from spdnn.layer_options import LayerOptions
 from spdnn.ops import OpAttrs
 
@@ -498,6 +498,28 @@ class _Reader:
         #: per block: the block, parent, layer, width, input size, source layers, tail node names, tail ops
         self.parts: dict[str, tuple[Block, str, str, int, tuple[int, ...], tuple[str, ...], list[str], list[Op]]] = {}
 
+    def _endpoints(self, parent: Graph, records: list) -> tuple[str, Value]:
+        """The parent's input node and the value its output reads (rule 4: one of each, shapes
+        shared by every parent)."""
+        lg, pname = self.lg, parent.name
+        ins = [node for node, _, _ in records if node.op == "input"]
+        outs = [inputs for node, inputs, _ in records if node.op == "output"]
+        if len(ins) != 1 or len(outs) != 1:
+            raise MergeError(f"parent {pname!r} has {len(ins)} inputs and {len(outs)} outputs; "
+                             "SPDNN merging takes single-input, single-output parents")
+        out_value = outs[0][0]
+        in_shape = parent.out_types(ins[0].name)[0].sample_shape
+        out_shape = parent.type_of(out_value).sample_shape
+        named = f"parent {pname!r}" + (f" ({parent.meta['file']})" if parent.meta.get("file") else "")
+        if lg.input_shape and in_shape != lg.input_shape:
+            raise MergeError(f"{named} takes input {in_shape}, the others {lg.input_shape}; "
+                             "parents must share one input")
+        if lg.output_shape and out_shape != lg.output_shape:
+            raise MergeError(f"{named} outputs {out_shape}, the others {lg.output_shape}; "
+                             "parents must produce the same output")
+        lg.input_shape, lg.output_shape = in_shape, out_shape
+        return ins[0].name, out_value
+
     def finish(self) -> None:
         """Give every block its tail and its one member (tails are complete only now)."""
         tails = self.tails
@@ -523,27 +545,12 @@ class _Reader:
         """Add one parent's blocks; return (block, edge) for every feed of its output."""
         lg, parts, pname = self.lg, self.parts, parent.name
         records = list(parent.records())
-        ins = [node for node, _, _ in records if node.op == "input"]
-        outs = [(node, preds) for node, preds, _ in records if node.op == "output"]
-        if len(ins) != 1 or len(outs) != 1:
-            raise MergeError(f"parent {pname!r} has {len(ins)} inputs and {len(outs)} outputs; "
-                             "SPDNN merging takes single-input, single-output parents")
-        out_value = outs[0][1][0]
-        in_shape = parent.out_types(ins[0].name)[0].sample_shape
-        out_shape = parent.type_of(out_value).sample_shape
-        named = f"parent {pname!r}" + (f" ({parent.meta['file']})" if parent.meta.get("file") else "")
-        if lg.input_shape and in_shape != lg.input_shape:
-            raise MergeError(f"{named} takes input {in_shape}, the others {lg.input_shape}; "
-                             "parents must share one input")
-        if lg.output_shape and out_shape != lg.output_shape:
-            raise MergeError(f"{named} outputs {out_shape}, the others {lg.output_shape}; "
-                             "parents must produce the same output")
-        lg.input_shape, lg.output_shape = in_shape, out_shape
+        source, out_value = self._endpoints(parent, records)
         lg.pool_kinds[pname] = "avg_pool2d" if any(node.op == "avg_pool2d" for node, _, _ in records) else "max_pool2d"
         ops, sizes, shared_transitions = self.ops, self.sizes, self.transitions
         blocks, index, succ, pred, counter = lg._blocks, lg._index, lg._succ, lg._pred, lg._counter
         edges: dict[int, Edge] = {}  # by id of the (shared) transitions tuple
-        feeds: dict[str, _Feeds] = {ins[0].name: ((INPUT, ()),)}
+        feeds: dict[str, _Feeds] = {source: ((INPUT, ()),)}
         pooling: dict[str, tuple[int, ...]] = {INPUT: ()}
         has_layer = False
         for node, preds, meta in records:
