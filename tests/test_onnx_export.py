@@ -221,6 +221,21 @@ def test_integer_upsampling_is_a_resize_with_constant_scales(attrs):
     assert scales.tolist() == [1, 1, out[0] / 4, out[1] / 4]
 
 
+@pytest.mark.parametrize("bias", [True, False])
+def test_linear_is_gemm_with_a_bias_and_matmul_by_the_transposed_weight_without(bias):
+    g = spdnn.Graph("fc")
+    g.add_node("x", "input", {"shape": [6]})
+    g.add_node("fc", "linear", {"out_features": 4, "bias": bias}, ["x"])
+    g.add_node("bn", "batch_norm", {}, ["fc"])
+    g.add_node("y", "output", {}, ["bn"])
+    module = randomise(spdnn.build_torch(g, seed=0))
+    model = assert_parity(g, 3, module)
+    assert [n.op_type for n in model.graph.node][0] == ("Gemm" if bias else "MatMul")
+    weight = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}["fc.weight"]
+    expected = module.state_dict()["fc.weight"].numpy()
+    np.testing.assert_array_equal(weight, expected if bias else expected.T)
+
+
 def test_unpooling_in_the_depth_nets_runs_nothing_at_run_time():
     for net in ("net3", "net4"):
         graph = spdnn.load_spec(ROOT / "specs" / "depth" / f"{net}.yaml")
