@@ -327,9 +327,9 @@ def test_torch_vs_hand_benchmark_script_runs():
     lines = proc.stdout.splitlines()
     assert lines[1].split() == ["network", "case", "batch", "min", "median", "max"]
     rows = [line.split() for line in lines[2:]]
+    # every network but the merged iris one (0.3 s a call; its parity: test_outputs_equal_the_hand_written_modules_of_the_benchmark)
     assert {r[0] for r in rows} == {"mnist_baseline", "iris_p1", "depth_net1", "depth_net6", "iris_appa_net3",
-                                    "vacgan_generator", "vacgan_discriminator", "vacgan_classifier",
-                                    "iris_merged"}
+                                    "vacgan_generator", "vacgan_discriminator", "vacgan_classifier"}
     timed = [r for r in rows if r[3] != "n/a"]
-    # 9 networks x 2 cases; G and D (batch norm on a Dense layer) cannot train on one sample
-    assert len(timed) == 16 and all(float(r[3]) > 0 for r in timed)
+    # 8 networks x 2 cases; G and D (batch norm on a Dense layer) cannot train on one sample
+    assert len(timed) == 14 and all(float(r[3]) > 0 for r in timed)
