@@ -603,7 +603,7 @@ class _Reader:
                         f_trans = shared_transitions.setdefault(tuple(map(id, f_trans)), f_trans)
                     edge = edges.get(id(f_trans))
                     if edge is None:
-                        edge = edges[id(f_trans)] = Edge(f_trans, ((pname, f_trans),), pname)
+                        edge = edges[id(f_trans)] = Edge.of(pname, f_trans)
                     out_edges = succ[f_src]
                     if block_id not in out_edges:
                         out_edges[block_id] = preds_of_block[f_src] = edge
@@ -626,4 +626,4 @@ class _Reader:
         if any(src == INPUT for src, _ in out_feeds):
             raise MergeError(f"parent {pname!r} passes its input straight to its output; SPDNN merging needs "
                              "a layer before the output")
-        return tuple((src, Edge(trans, ((pname, trans),), pname)) for src, trans in out_feeds)
+        return tuple((src, Edge.of(pname, trans)) for src, trans in out_feeds)
