@@ -192,7 +192,7 @@ def test_members_made_fast_by_the_merge_equal_members_made_by_hand():
     from spdnn.merge.layer_graph import Op
 
     op = Op("conv2d", spdnn.get_op("conv2d").attrs.model_validate({"out_channels": 4, "kernel_size": 3}))
-    made = Member._of("p", "conv1", 4, op, (), (8, 8), ("",), ())
+    made = Member._of("p", "conv1", 4, op, (), (8, 8), ("",), (), Member.variant_of(op, ()))
     by_hand = Member("p", "conv1", 4, op, (), (8, 8), ("",), ())
     assert made == by_hand and hash(made) == hash(by_hand) and str(made) == "p.conv1"
     assert made.variant() == by_hand.variant() and made.in_size == (8, 8)

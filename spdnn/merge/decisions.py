@@ -24,9 +24,9 @@ from __future__ import annotations
 import json
 import operator
 from collections import Counter
-from itertools import chain
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import TypeVar
 
 from spdnn.merge.layer_graph import POOL_OPS, UNPOOL_OPS, Edge, LayerGraph, Member, Op

@@ -32,7 +32,7 @@ import json
 import operator
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from spdnn.errors import SpdnnError
 from spdnn.ir import meta as M
@@ -141,18 +141,24 @@ class Member:
 
     @classmethod
     def _of(cls, parent: str, layer: str, width: int, op: Op | None, tail: tuple[Op, ...], in_size: tuple[int, ...],
-            sources: tuple[str, ...], tail_names: tuple[str, ...]) -> Member:
-        """``Member(...)`` for the merge's own use (one per parent layer), made fast."""
+            sources: tuple[str, ...], tail_names: tuple[str, ...], variant: tuple) -> Member:
+        """``Member(...)`` for the merge's own use (one per parent layer), made fast, with its
+        variant (``variant_of(op, tail)``, shared by members of equal ops)."""
         return frozen_instance(cls, parent=parent, layer=layer, width=width, op=op, tail=tail, in_size=in_size,
-                               sources=sources, tail_names=tail_names)
+                               sources=sources, tail_names=tail_names, _variant=variant)
+
+    @staticmethod
+    def variant_of(op: Op | None, tail: tuple[Op, ...]) -> tuple:
+        """The variant of a member with layer ``op`` and ``tail`` (see :meth:`variant`)."""
+        return (op.geometry() if op else (), op.options_text() if op else "",
+                tuple((t.op, t.attrs, t.options_text()) for t in tail))
 
     def variant(self) -> tuple:
         """What a merged layer keeps of one member: layer geometry and tail ops (computed once:
         every contraction and the rebuild vote with it)."""
         cached = self.__dict__.get("_variant")
         if cached is None:
-            cached = (self.op.geometry() if self.op else (), self.op.options_text() if self.op else "",
-                      tuple((op.op, op.attrs, op.options_text()) for op in self.tail))
+            cached = self.variant_of(self.op, self.tail)
             object.__setattr__(self, "_variant", cached)
         return cached
 
@@ -480,6 +486,19 @@ def from_networks(parents: list[Graph], name: str = "merged") -> LayerGraph:
 _Feeds = tuple[tuple[str, tuple[Op, ...]], ...]
 
 
+class _Parts(NamedTuple):
+    """What a block's only member will hold, gathered while its parent is read."""
+
+    block: Block
+    parent: str
+    layer: str
+    width: int
+    in_size: tuple[int, ...]
+    sources: tuple[str, ...]
+    tail_names: list[str]
+    tail_ops: list[Op]
+
+
 class _Reader:
     """Reads parents into a layer graph (rules 1-5) in one pass over each parent's nodes.
 
@@ -495,8 +514,7 @@ class _Reader:
         self.tails: dict[tuple[int, ...], tuple[Op, ...]] = {(): ()}
         self.sizes: dict[tuple[int, ...], tuple[int, ...]] = {}
         self.transitions: dict[tuple[int, ...], tuple[Op, ...]] = {}
-        #: per block: the block, parent, layer, width, input size, source layers, tail node names, tail ops
-        self.parts: dict[str, tuple[Block, str, str, int, tuple[int, ...], tuple[str, ...], list[str], list[Op]]] = {}
+        self.parts: dict[str, _Parts] = {}
 
     def _endpoints(self, parent: Graph, records: list) -> tuple[str, Value]:
         """The parent's input node and the value its output reads (rule 4: one of each, shapes
@@ -530,14 +548,10 @@ class _Reader:
             if tail is None:
                 tail = tails[key] = tuple(tail_ops)
             b.tail = tail
-            member = Member._of(parent, layer, width, b.layer, tail, in_size, sources, tuple(tail_names))
-            vkey = (id(b.layer), id(tail))
-            variant = variants.get(vkey)
+            variant = variants.get((id(b.layer), id(tail)))
             if variant is None:
-                variant = variants[vkey] = member.variant()
-            else:
-                object.__setattr__(member, "_variant", variant)
-            b.members = [member]
+                variant = variants[id(b.layer), id(tail)] = Member.variant_of(b.layer, tail)
+            b.members = [Member._of(parent, layer, width, b.layer, tail, in_size, sources, tuple(tail_names), variant)]
         lg = self.lg  # every edge goes from a block read earlier to one read later (or the output)
         lg._order, lg._nx = list(lg._blocks), None
 
@@ -589,15 +603,12 @@ class _Reader:
                 v = preds[0]
                 in_size = parent.out_types(v.node)[v.port].sample_shape[1:]
                 in_size = sizes.setdefault(in_size, in_size)
-                if len(incoming) == 1:
-                    sources = ("",) if src == INPUT else (parts[src][2],)
-                else:
-                    sources = tuple("" if f == INPUT else parts[f][2] for f, _ in incoming)
+                sources = tuple("" if f == INPUT else parts[f].layer for f, _ in incoming)
                 block = blocks[block_id] = Block(kind or JOIN, op, (), pool)
                 index[block_id] = next(counter)
                 preds_of_block: dict[str, Edge] = {}
                 succ[block_id], pred[block_id] = {}, preds_of_block
-                parts[block_id] = (block, pname, node.name, width, in_size, sources, [], [])
+                parts[block_id] = _Parts(block, pname, node.name, width, in_size, sources, [], [])
                 for f_src, f_trans in incoming:
                     if f_trans:
                         f_trans = shared_transitions.setdefault(tuple(map(id, f_trans)), f_trans)
@@ -612,12 +623,9 @@ class _Reader:
             elif len(incoming) == 1 and not incoming[0][1] and incoming[0][0] != INPUT and \
                     op_name not in _TRANSITION_OPS:
                 part = parts[incoming[0][0]]
-                part[6].append(node.name)
-                part[7].append(op)
+                part.tail_names.append(node.name)
+                part.tail_ops.append(op)
                 feeds[node.name] = incoming
-            elif len(incoming) == 1:  # a transition
-                src, trans = incoming[0]
-                feeds[node.name] = ((src, (*trans, op)),)
             else:  # a transition (or an op after a concatenation) applies to every branch it reads
                 feeds[node.name] = tuple((src, (*trans, op)) for src, trans in incoming)
         out_feeds = feeds[out_value.node]
